@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="write N unlabelled images as OUT/*.jpg instead of the labelled set",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same files")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed; the same seed writes the same files"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

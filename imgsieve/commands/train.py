@@ -36,8 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fine-tune-epochs", type=int, default=3, help="epochs of phase 2")
     parser.add_argument("--batch-size", type=int, default=32, help="images per training batch")
-    parser.add_argument("--val-split", type=float, default=0.2, help="fraction of images held out for validation")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for the split and the initialisation")
+    parser.add_argument(
+        "--val-split", type=float, default=0.2, help="fraction of images held out for validation"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed for the split and the initialisation"
+    )
     parser.add_argument(
         "--cache-dir",
         type=Path,
