@@ -22,6 +22,9 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("sample-data", "sample_data", "write synthetic labelled and unlabelled photos for demos and tests"),
     ("train", "train", "train a ResNet50 classifier on a folder of <class>/ images and export it"),
     ("serve", "serve", "serve exported models over TensorFlow Serving's REST API"),
+    ("db", "db", "create or migrate the MySQL schema, inspect jobs"),
+    ("produce", "produce", "stream every image of an S3 prefix or folder to the consumers, as one job"),
+    ("consume", "consume", "classify images from a producer with the model server, write rows to MySQL"),
 )
 
 
