@@ -28,7 +28,7 @@ stamp="$VENV/.imgsieve-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
     echo "setup: installing imgsieve and its pinned dependencies into $VENV"
     "$VENV/bin/pip" install -q --upgrade pip
-    "$VENV/bin/pip" install -q -e '.[model,dev]'
+    "$VENV/bin/pip" install -q -e '.[model,ops,dev]'
     rm -f "$VENV"/.imgsieve-*
     touch "$stamp"
 fi
