@@ -1,0 +1,1 @@
+"""The stream: source -> producer -> consumers -> model server -> store."""
