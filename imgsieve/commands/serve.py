@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from imgsieve.errors import UserError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the serve flags."""
@@ -38,4 +40,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the server until SIGTERM or SIGINT."""
-    raise NotImplementedError
+    from imgsieve.serve.server import ServeConfig, serve
+
+    if args.max_batch_size < 1:
+        raise UserError(f"--max-batch-size must be at least 1, got {args.max_batch_size}")
+    if args.batch_timeout_ms < 0:
+        raise UserError(f"--batch-timeout-ms must be 0 or more, got {args.batch_timeout_ms}")
+    if args.poll_seconds <= 0:
+        raise UserError(f"--poll-seconds must be more than 0, got {args.poll_seconds}")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535, got {args.port}")
+    if args.model_base_path.exists() and not args.model_base_path.is_dir():
+        raise UserError(
+            f"--model-base-path {args.model_base_path} is a file; pass the folder that holds the numbered versions"
+        )
+    config = ServeConfig(
+        model_name=args.model_name,
+        base_path=args.model_base_path.resolve(),
+        host=args.host,
+        port=args.port,
+        max_batch_size=args.max_batch_size,
+        batch_timeout_ms=args.batch_timeout_ms,
+        poll_seconds=args.poll_seconds,
+    )
+    return serve(config)

@@ -1,0 +1,125 @@
+"""One loaded version of a SavedModel: its signatures as TF Serving describes them, and calls to them.
+
+The signature metadata is read from saved_model.pb itself (the SignatureDef protos of the "serve"
+meta graph, printed as TF Serving's REST layer prints protos), so tensor names, dtypes and shapes are
+exactly what the official server reports for the same directory. TensorFlow is imported here, only
+when a model is loaded, so the rest of the command line starts fast.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgsieve.serve.status import DATA_LOSS, NOT_FOUND, ServingError, from_exception, invalid_argument
+
+SERVE_TAG = "serve"
+DEFAULT_SIGNATURE = "serving_default"
+PREDICT_METHOD = "tensorflow/serving/predict"
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+class Servable:
+    """A SavedModel version loaded and ready to run; safe to call from several threads."""
+
+    def __init__(
+        self, name: str, version: int, path: Path, signature_defs: dict[str, Any], loaded: Any
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.path = path
+        self.signature_defs = signature_defs
+        self.load_seconds = 0.0
+        self._loaded = loaded
+        self._functions = dict(loaded.signatures)
+
+    @classmethod
+    def load(cls, name: str, version: int, path: Path) -> Servable:
+        """Load the SavedModel in path; raise ServingError with TF's code if it cannot be loaded."""
+        start = time.monotonic()
+        model_file = path / SAVED_MODEL_FILE
+        if not model_file.is_file():
+            raise ServingError(
+                NOT_FOUND,
+                f"Could not find SavedModel .pb or .pbtxt at supplied export directory path: {path}",
+            )
+        try:
+            import tensorflow as tf
+            from google.protobuf import json_format  # type: ignore[import-untyped]
+            from tensorflow.core.protobuf import saved_model_pb2
+
+            proto = saved_model_pb2.SavedModel()
+            try:
+                proto.ParseFromString(model_file.read_bytes())
+            except Exception:  # protobuf's DecodeError, or a file that vanished under us
+                raise ServingError(DATA_LOSS, f"Can't parse {model_file} as binary proto") from None
+            graphs = [graph for graph in proto.meta_graphs if SERVE_TAG in graph.meta_info_def.tags]
+            if not graphs:
+                raise tf.errors.NotFoundError(
+                    None, None, f"Could not find meta graph def matching supplied tags: {{ {SERVE_TAG} }}"
+                )
+            signature_defs = {
+                key: json_format.MessageToDict(
+                    graphs[0].signature_def[key],
+                    preserving_proto_field_name=True,
+                    always_print_fields_with_no_presence=True,
+                )
+                for key in sorted(graphs[0].signature_def)
+            }
+            loaded = tf.saved_model.load(str(path), tags=[SERVE_TAG])
+        except Exception as exc:
+            raise from_exception(exc) from exc
+        servable = cls(name, version, path, signature_defs, loaded)
+        servable.load_seconds = time.monotonic() - start
+        return servable
+
+    def signature(self, signature_name: str) -> dict[str, Any]:
+        """The SignatureDef (as JSON) for a request's signature_name ("" means serving_default)."""
+        key = signature_name or DEFAULT_SIGNATURE
+        if key not in self.signature_defs:
+            raise invalid_argument(f'Serving signature name: "{key}" not found in signature def')
+        return self.signature_defs[key]
+
+    def input_dtypes(self, signature_name: str) -> dict[str, str]:
+        """Input name -> dtype name (e.g. image_bytes -> DT_STRING) of a signature."""
+        inputs = self.signature(signature_name).get("inputs", {})
+        return {name: info["dtype"] for name, info in inputs.items()}
+
+    def metadata(self) -> dict[str, Any]:
+        """The GetModelMetadata response: model spec and every signature of the serve graph."""
+        return {
+            "model_spec": {"name": self.name, "signature_name": "", "version": str(self.version)},
+            "metadata": {"signature_def": {"signature_def": self.signature_defs}},
+        }
+
+    def run(self, signature_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Call a signature on a batch of inputs; raise ServingError with TF's code on failure."""
+        import tensorflow as tf
+
+        key = signature_name or DEFAULT_SIGNATURE
+        function = self._functions.get(key)
+        if function is None:
+            raise invalid_argument(f'Serving signature name: "{key}" not found in signature def')
+        dtypes = self.input_dtypes(signature_name)
+        try:
+            tensors = {
+                name: tf.constant(value, dtype=tf.dtypes.as_dtype(_proto_dtype(dtypes[name])))
+                for name, value in inputs.items()
+            }
+            outputs = function(**tensors)
+        except Exception as exc:
+            raise from_exception(exc) from exc
+        return {name: tensor.numpy() for name, tensor in outputs.items()}
+
+    def __repr__(self) -> str:
+        return f"Servable({self.name!r}, version={self.version})"
+
+
+def _proto_dtype(name: str) -> int:
+    """The DataType enum number of a dtype name such as DT_FLOAT."""
+    from tensorflow.core.framework import types_pb2
+
+    return int(types_pb2.DataType.Value(name))
