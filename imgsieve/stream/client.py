@@ -15,7 +15,9 @@ Failures:
   exponential backoff and jitter until `deadline_s` has passed, so a server restart is ridden out.
 - Timeouts and other 5xx answers are retried too, but at most `max_retries` times.
 - Either way the call then raises `ModelUnavailable`.
-- A 404 for the model itself (a wrong name) raises `ModelNotFound` at once.
+- A 404 for the model's status is what TF Serving answers both for a wrong name and before its
+  first version has loaded, so it is waited out like a loading model; after `deadline_s` it raises
+  `ModelNotFound`.
 - A 400 means the server rejected an image (413: the body was too large). The batch is split in
   halves and each half is sent again, down to single images, so only the bad images end as
   `PredictionError` with the server's text.
@@ -212,19 +214,17 @@ class ModelClient:
         attempt = 0
         while True:
             status, payload = await self._send("GET", url)
-            if status == 404:
-                raise ModelNotFound(
-                    f"model server {self._root} has no model {self.name!r}"
-                    + (f" version {self._fixed_version}" if self._fixed_version is not None else "")
-                    + f" ({_error_text(payload)}); check the model name and version in {self.model_url}"
-                )
-            if status != 200:
+            states: dict[int, str] = {}
+            if status == 200:
+                try:
+                    statuses = json.loads(payload)["model_version_status"]
+                    states = {int(s["version"]): str(s["state"]) for s in statuses}
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ModelError(
+                        f"GET {url} answered an unexpected model status: {payload[:200]!r}"
+                    ) from exc
+            elif status != 404:
                 raise ModelError(f"GET {url} answered HTTP {status}: {_error_text(payload)}")
-            try:
-                statuses = json.loads(payload)["model_version_status"]
-                states = {int(s["version"]): str(s["state"]) for s in statuses}
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ModelError(f"GET {url} answered an unexpected model status: {payload[:200]!r}") from exc
             available = [v for v, state in states.items() if state == "AVAILABLE"]
             if available:
                 return self.name, max(available)
@@ -237,6 +237,14 @@ class ModelClient:
             delay = self._backoff(attempt)
             attempt += 1
             if elapsed + delay > self.deadline_s:
+                if status == 404:
+                    # TF Serving answers 404 both for a wrong name and before its first version loads.
+                    raise ModelNotFound(
+                        f"model server {self._root} still has no model {self.name!r}"
+                        + (f" version {self._fixed_version}" if self._fixed_version is not None else "")
+                        + f" after {elapsed:.0f} s ({_error_text(payload)}); check the model name and "
+                        f"version in {self.model_url} and the server's model base path"
+                    )
                 raise ModelUnavailable(
                     f"model {self.name!r} at {self._root} has no AVAILABLE version after {elapsed:.0f} s "
                     f"(versions: {states or 'none'}); check the server's log"
