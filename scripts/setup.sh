@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(python3-venv mariadb-server mariadb-client)
+APT_PACKAGES=(python3-venv curl mariadb-server mariadb-client)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
