@@ -81,8 +81,8 @@ class ConsumerConfig(_Section):
     shrink_side: int = Field(
         default=224,
         ge=0,
-        description="model input side: images whose shorter side is over twice this are shrunk to twice it "
-        "before sending; 0 sends every image as it is",
+        description="model input side: images whose shorter side is over 4x this are decoded at reduced "
+        "size and re-encoded at 2x it before sending; 0 sends every image as it is",
     )
     shutdown_grace: float = Field(
         default=30.0, ge=0, description="seconds to finish held images after SIGTERM before returning them"
