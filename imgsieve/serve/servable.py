@@ -20,6 +20,9 @@ SERVE_TAG = "serve"
 DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
 SAVED_MODEL_FILE = "saved_model.pb"
+# Warm-up batch sizes: the first calls of a loaded graph are slow (kernel selection, oneDNN caches),
+# so they are made before the version is reported AVAILABLE, as TF Serving's warm-up replay does.
+WARMUP_BATCH_SIZES = (1, 8)
 
 
 class Servable:
@@ -73,8 +76,23 @@ class Servable:
         except Exception as exc:
             raise from_exception(exc) from exc
         servable = cls(name, version, path, signature_defs, loaded)
+        servable.warm_up()
         servable.load_seconds = time.monotonic() - start
         return servable
+
+    def warm_up(self) -> None:
+        """Run the default signature on small images if it takes encoded images (one *_bytes string)."""
+        dtypes = self.input_dtypes(DEFAULT_SIGNATURE) if DEFAULT_SIGNATURE in self.signature_defs else {}
+        if len(dtypes) != 1 or next(iter(dtypes.values())) != "DT_STRING":
+            return
+        (input_name,) = dtypes
+        if not input_name.endswith("_bytes"):
+            return
+        import tensorflow as tf
+
+        image = tf.io.encode_jpeg(tf.fill([32, 32, 3], tf.constant(128, tf.uint8))).numpy()
+        for size in WARMUP_BATCH_SIZES:
+            self.run(DEFAULT_SIGNATURE, {input_name: np.array([image] * size, dtype=object)})
 
     def signature(self, signature_name: str) -> dict[str, Any]:
         """The SignatureDef (as JSON) for a request's signature_name ("" means serving_default)."""
