@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(python3-venv curl mariadb-server mariadb-client)
+APT_PACKAGES=(
+    python3-venv curl mariadb-server mariadb-client
+    podman runc mmdebstrap netavark aardvark-dns iptables openssh-client
+)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

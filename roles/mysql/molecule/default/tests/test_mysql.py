@@ -1,0 +1,117 @@
+"""What role mysql leaves on a host, checked inside the molecule container (accounts as in converge.yml)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+from testinfra.host import Host  # type: ignore[import-untyped]
+
+from imgsieve.store.schema import grants_for
+
+DATABASE = "imgsieve"
+# (user, role, password) as converge.yml creates them, all for host 127.0.0.1.
+ACCOUNTS = [
+    ("molecule_admin", "admin", "molecule-only-admin"),
+    ("molecule_producer", "producer", "molecule-only-producer"),
+    ("molecule_consumer", "consumer", "molecule-only-consumer"),
+]
+PASSWORDS = {user: password for user, _, password in ACCOUNTS}
+# (user, statement, allowed): what each role may and may not do on the store's tables.
+STATEMENTS = [
+    ("molecule_consumer", "SELECT COUNT(*) FROM predictions", True),
+    (
+        "molecule_consumer",
+        "INSERT INTO predictions (source_uri, uri_sha256, job, model_name, model_version, status, consumer_host)"
+        " VALUES ('s3://b/a.jpg', UNHEX(SHA2('s3://b/a.jpg', 256)), 'j', 'm', 1, 'ok', 'c')"
+        " ON DUPLICATE KEY UPDATE attempts = attempts + 1",
+        True,
+    ),
+    ("molecule_consumer", "SELECT COUNT(*) FROM jobs", False),
+    ("molecule_consumer", "DELETE FROM predictions", False),
+    ("molecule_producer", "SELECT COUNT(*) FROM predictions", True),
+    (
+        "molecule_producer",
+        "INSERT INTO jobs (job, source, model_name, model_version, started_at) VALUES ('j', 's', 'm', 1, NOW(6))"
+        " ON DUPLICATE KEY UPDATE started_at = NOW(6)",
+        True,
+    ),
+    ("molecule_producer", "UPDATE predictions SET attempts = 1", False),
+    ("molecule_producer", "DROP TABLE jobs", False),
+]
+GRANT = re.compile(r"^GRANT (?P<privileges>.+?) ON (?P<target>\S+) TO ")
+
+
+def sql(host: Host, statement: str) -> list[str]:
+    """Run statement as root through the unix socket; return the output rows."""
+    return host.check_output(f"mariadb -N -B -e {shlex.quote(statement)}").splitlines()
+
+
+def parse_grants(statements: list[str]) -> set[tuple[frozenset[str], str]]:
+    """(privileges, target) of each GRANT, leaving out the bare USAGE that every account has."""
+    parsed = set()
+    for statement in statements:
+        match = GRANT.match(statement)
+        assert match, f"unexpected grant {statement!r}"
+        privileges = frozenset(p.strip() for p in match["privileges"].split(","))
+        if privileges != {"USAGE"}:
+            parsed.add((privileges, match["target"]))
+    return parsed
+
+
+def test_mariadb_is_running_and_enabled(host: Host) -> None:
+    """MariaDB runs and starts at boot; otherwise the failure shows its journal."""
+    service = host.service("mariadb")
+    if not (service.is_running and service.is_enabled):
+        pytest.fail(
+            "mariadb is not running and enabled:\n"
+            + host.run("journalctl -u mariadb -n 40 --no-pager").stdout
+        )
+
+
+def test_listens_on_the_bind_address(host: Host) -> None:
+    """The server listens on the configured address (0.0.0.0 in converge.yml) and port."""
+    assert host.socket("tcp://0.0.0.0:3306").is_listening
+
+
+def test_no_anonymous_accounts(host: Host) -> None:
+    """No account has an empty user name."""
+    assert sql(host, "SELECT COUNT(*) FROM mysql.user WHERE User = ''") == ["0"]
+
+
+def test_no_test_database(host: Host) -> None:
+    """Neither the test database nor grants on test databases exist."""
+    assert "test" not in sql(host, "SHOW DATABASES")
+    assert sql(host, "SELECT COUNT(*) FROM mysql.db WHERE Db LIKE 'test%'") == ["0"]
+
+
+def test_root_exists_only_for_localhost(host: Host) -> None:
+    """root has no account for any other host."""
+    assert sql(host, "SELECT Host FROM mysql.user WHERE User = 'root'") == ["localhost"]
+
+
+def test_root_cannot_log_in_with_a_password(host: Host) -> None:
+    """root is refused over TCP whatever the password: only the unix socket lets it in."""
+    for password in ("", "invalid", "root"):
+        result = host.run(f"MYSQL_PWD={shlex.quote(password)} mariadb -h 127.0.0.1 -u root -e 'SELECT 1'")
+        assert result.rc != 0 and "Access denied" in result.stderr
+
+
+@pytest.mark.parametrize(("user", "role"), [(user, role) for user, role, _ in ACCOUNTS])
+def test_account_has_exactly_its_roles_grants(host: Host, user: str, role: str) -> None:
+    """Each account's grants equal imgsieve.store.schema.grants_for its role."""
+    shown = sql(host, f"SHOW GRANTS FOR '{user}'@'127.0.0.1'")
+    assert parse_grants(shown) == parse_grants(grants_for(role, user, "127.0.0.1", DATABASE))
+
+
+@pytest.mark.parametrize(("user", "statement", "allowed"), STATEMENTS)
+def test_account_may_run_only_what_its_role_allows(
+    host: Host, user: str, statement: str, allowed: bool
+) -> None:
+    """Logged in with its password over TCP, an account can run its role's statements and no others."""
+    command = f"MYSQL_PWD={shlex.quote(PASSWORDS[user])} mariadb -h 127.0.0.1 -u {user} {DATABASE}"
+    result = host.run(f"{command} -e {shlex.quote(statement)}")
+    assert (result.rc == 0) == allowed, result.stderr
+    if not allowed:
+        assert "command denied" in result.stderr

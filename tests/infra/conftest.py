@@ -1,0 +1,183 @@
+"""Fixtures for tests of a deployed local inventory: a separate copy of the local hosts for the session,
+created with playbooks/local_up.yml, deployed with site.yml, and removed at the end.
+
+The copy ("imgsieve-infra-*" containers, own network and SSH ports) runs beside the developer's own
+"imgsieve-*" hosts without touching them. IMGSIEVE_INFRA_KEEP=1 keeps it after the session for a look:
+`ssh -F inventory/local/.ssh/imgsieve-infra.ssh_config imgsieve-db`. Every test here is slow (minutes).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import testinfra  # type: ignore[import-untyped]
+import yaml  # type: ignore[import-untyped]
+from testinfra.host import Host  # type: ignore[import-untyped]
+
+from tests.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+# ansible-playbook and imgsieve are installed next to the Python that runs the tests.
+VENV_BIN = Path(sys.executable).parent
+INVENTORY = REPO / "inventory" / "local"
+KEEP_ENV = "IMGSIEVE_INFRA_KEEP"
+PLAYBOOK_TIMEOUT_S = 1200
+TUNNEL_TIMEOUT_S = 30.0
+HOSTS_FILE = INVENTORY / "hosts.yml"
+RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class LocalCopy:
+    """One copy of the local hosts: its names, ports and subnet, and how to run playbooks against it."""
+
+    prefix: str = "imgsieve-infra"
+    ssh_port_base: int = 2320
+    subnet: str = "10.123.1.0/24"
+
+    @property
+    def extra_vars(self) -> str:
+        """The -e value that selects this copy (see inventory/local/group_vars/imgsieve/local_hosts.yml)."""
+        return json.dumps(
+            {
+                "local_hosts_prefix": self.prefix,
+                "local_hosts_ssh_port_base": self.ssh_port_base,
+                "local_hosts_subnet": self.subnet,
+            }
+        )
+
+    @property
+    def ssh_config(self) -> Path:
+        """The OpenSSH client config local_up.yml writes for this copy."""
+        return INVENTORY / ".ssh" / f"{self.prefix}.ssh_config"
+
+    @property
+    def client_host(self) -> str:
+        """The subnet as a MariaDB account host (address/netmask), which the app accounts are limited to."""
+        network = ipaddress.ip_network(self.subnet)
+        return f"{network.network_address}/{network.netmask}"
+
+    def variables(self, host: str) -> dict[str, Any]:
+        """An inventory host's variables as written in the inventory (not templated)."""
+        output = subprocess.run(
+            [VENV_BIN / "ansible-inventory", "-i", INVENTORY, "--host", host],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        return dict(json.loads(output))
+
+    def container(self, host: str) -> str:
+        """Container name of an inventory host in this copy."""
+        return f"{self.prefix}-{self.variables(host)['local_hosts_suffix']}"
+
+    def playbook(self, path: str) -> dict[str, int]:
+        """Run a playbook against this copy; return the changed count per host, or fail with its output."""
+        command = [str(VENV_BIN / "ansible-playbook"), path, "-e", self.extra_vars]
+        environment = {
+            **os.environ,
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+            "ANSIBLE_NOCOLOR": "1",
+        }
+        result = subprocess.run(
+            command,
+            check=False,
+            cwd=REPO,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=PLAYBOOK_TIMEOUT_S,
+        )
+        if result.returncode != 0:
+            pytest.fail(
+                f"ansible-playbook {path} failed ({result.returncode}):\n{result.stdout[-8000:]}{result.stderr}"
+            )
+        return {host: int(changed) for host, changed, _, _ in RECAP.findall(result.stdout)}
+
+    def host(self, name: str) -> Host:
+        """A testinfra host for an inventory host, over SSH with the copy's config, commands run with sudo."""
+        return testinfra.get_host(f"ssh://{name}", ssh_config=str(self.ssh_config), sudo=True)
+
+
+def hosts_of(group: str) -> list[str]:
+    """Hosts of an inventory group, child groups included, read from inventory/local/hosts.yml.
+
+    Tests are parametrized with these at collection time, so this only reads a file and runs nothing.
+    """
+
+    def walk(entry: dict[str, Any], inside: bool) -> set[str]:
+        hosts = set(entry.get("hosts") or {}) if inside else set()
+        for name, child in (entry.get("children") or {}).items():
+            hosts |= walk(child or {}, inside or name == group)
+        return hosts
+
+    return sorted(walk({"children": yaml.safe_load(HOSTS_FILE.read_text(encoding="utf-8"))}, group == "all"))
+
+
+def create_schema(copy: LocalCopy) -> None:
+    """Run the real `imgsieve db init` on this machine through an SSH tunnel to the db host's 127.0.0.1:3306.
+
+    The package is not installed on the hosts yet; once its role runs the schema hook this step finds the
+    schema up to date.
+    """
+    db = hosts_of("db")[0]
+    settings = copy.variables(db)
+    port = free_port()
+    forward = f"127.0.0.1:{port}:127.0.0.1:{settings['imgsieve_db_port']}"
+    tunnel = subprocess.Popen(
+        ["ssh", "-F", copy.ssh_config, "-N", "-o", "ExitOnForwardFailure=yes", "-L", forward, db]
+    )
+    try:
+        deadline = time.monotonic() + TUNNEL_TIMEOUT_S
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if tunnel.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the SSH tunnel to the db host did not open (ssh exit code {tunnel.poll()})")
+                time.sleep(0.2)
+        url = f"mysql://{settings['imgsieve_db_admin_user']}@127.0.0.1:{port}/{settings['imgsieve_db_name']}"
+        subprocess.run(
+            [VENV_BIN / "imgsieve", "db", "init", "--db", url],
+            env={**os.environ, "IMGSIEVE_DB_PASSWORD": settings["imgsieve_db_admin_password"]},
+            check=True,
+        )
+    finally:
+        tunnel.terminate()
+        tunnel.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def local_copy() -> Iterator[LocalCopy]:
+    """A deployed copy of the local hosts: up, site.yml applied, schema created, site.yml applied again."""
+    copy = LocalCopy()
+    try:
+        copy.playbook("playbooks/local_up.yml")
+        copy.playbook("site.yml")
+        create_schema(copy)
+        # The table privileges wait for their tables: this run grants them.
+        copy.playbook("site.yml")
+        yield copy
+    finally:
+        if os.environ.get(KEEP_ENV) != "1":
+            copy.playbook("playbooks/local_down.yml")
+
+
+@pytest.fixture(scope="session")
+def db_host(local_copy: LocalCopy) -> Host:
+    """The deployed database host."""
+    return local_copy.host(hosts_of("db")[0])

@@ -1,0 +1,171 @@
+"""The deployed result store: MariaDB on the db host only, reachable by name from the pipeline's hosts, with
+the store's accounts holding exactly the privileges imgsieve.store.schema defines and nothing else open."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+
+import pymysql
+import pytest
+from testinfra.host import Host  # type: ignore[import-untyped]
+
+from imgsieve.store.schema import grants_for
+from tests.infra.conftest import LocalCopy, hosts_of
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+DB_HOST = hosts_of("db")[0]
+OTHER_HOSTS = [name for name in hosts_of("imgsieve") if name != DB_HOST]
+CLIENT_HOSTS = hosts_of("producers") + hosts_of("consumers")
+PORT = 3306
+DATABASE = "imgsieve"
+# (user, role); the admin may log in from the db host itself only, the others from the hosts' subnet.
+ACCOUNTS = [("imgsieve_admin", "admin"), ("imgsieve_producer", "producer"), ("imgsieve_consumer", "consumer")]
+# (user, statement, allowed), run from this machine, which is inside the hosts' subnet (the network's gateway).
+STATEMENTS = [
+    ("imgsieve_consumer", "SELECT COUNT(*) FROM predictions", True),
+    (
+        "imgsieve_consumer",
+        "INSERT INTO predictions (source_uri, uri_sha256, job, model_name, model_version, status, consumer_host)"
+        " VALUES ('s3://b/a.jpg', UNHEX(SHA2('s3://b/a.jpg', 256)), 'infra', 'm', 1, 'ok', 'c')"
+        " ON DUPLICATE KEY UPDATE attempts = attempts + 1",
+        True,
+    ),
+    ("imgsieve_consumer", "SELECT COUNT(*) FROM jobs", False),
+    ("imgsieve_consumer", "DELETE FROM predictions", False),
+    ("imgsieve_producer", "SELECT COUNT(*) FROM predictions", True),
+    (
+        "imgsieve_producer",
+        "INSERT INTO jobs (job, source, model_name, model_version, started_at) VALUES ('infra', 's', 'm', 1, NOW(6))"
+        " ON DUPLICATE KEY UPDATE started_at = NOW(6)",
+        True,
+    ),
+    ("imgsieve_producer", "UPDATE predictions SET attempts = 1", False),
+    ("imgsieve_producer", "DROP TABLE jobs", False),
+]
+STATEMENT_IDS = [f"{user}-{statement.split(' (')[0][:40]}" for user, statement, _ in STATEMENTS]
+TABLE_ACCESS_DENIED = 1142
+ACCESS_DENIED = 1045
+GRANT = re.compile(r"^GRANT (?P<privileges>.+?) ON (?P<target>\S+) TO ")
+
+
+def sql(host: Host, statement: str) -> list[str]:
+    """Run statement as root through the unix socket on host; return the output rows."""
+    return host.check_output(f"mariadb -N -B -e {shlex.quote(statement)}").splitlines()
+
+
+def parse_grants(statements: list[str]) -> set[tuple[frozenset[str], str]]:
+    """(privileges, target) of each GRANT, leaving out the bare USAGE that every account has."""
+    parsed = set()
+    for statement in statements:
+        match = GRANT.match(statement)
+        assert match, f"unexpected grant {statement!r}"
+        privileges = frozenset(p.strip() for p in match["privileges"].split(","))
+        if privileges != {"USAGE"}:
+            parsed.add((privileges, match["target"]))
+    return parsed
+
+
+def account_host(local_copy: LocalCopy, user: str) -> str:
+    """The host part of a store account: 127.0.0.1 for the admin, the hosts' subnet for the others."""
+    return "127.0.0.1" if user == "imgsieve_admin" else local_copy.client_host
+
+
+def connect(local_copy: LocalCopy, user: str) -> pymysql.connections.Connection:
+    """Log in to the store as user from this machine, over the hosts' network, with the inventory's password."""
+    address = json.loads(
+        subprocess.run(
+            ["podman", "inspect", local_copy.container(DB_HOST)], check=True, capture_output=True, text=True
+        ).stdout
+    )[0]["NetworkSettings"]["Networks"][local_copy.prefix]["IPAddress"]
+    password = local_copy.variables(DB_HOST)[f"{user.replace('imgsieve_', 'imgsieve_db_')}_password"]
+    return pymysql.connect(
+        host=address, port=PORT, user=user, password=password, database=DATABASE, connect_timeout=10
+    )
+
+
+def test_mariadb_is_active_and_enabled(db_host: Host) -> None:
+    """MariaDB runs on the db host and starts at boot; otherwise the failure shows its journal."""
+    service = db_host.service("mariadb")
+    if not (service.is_running and service.is_enabled):
+        pytest.fail(
+            "mariadb is not active and enabled:\n"
+            + db_host.run("journalctl -u mariadb -n 40 --no-pager").stdout
+        )
+
+
+def test_mariadb_listens_on_the_network(db_host: Host) -> None:
+    """The db host's server listens on every address, so the other hosts can reach it."""
+    assert db_host.socket(f"tcp://0.0.0.0:{PORT}").is_listening
+
+
+@pytest.mark.parametrize("name", OTHER_HOSTS)
+def test_no_database_port_on_other_hosts(local_copy: LocalCopy, name: str) -> None:
+    """Nothing listens on the database port on any host but the db host."""
+    assert not local_copy.host(name).socket(f"tcp://{PORT}").is_listening
+
+
+@pytest.mark.parametrize("name", CLIENT_HOSTS)
+def test_pipeline_hosts_reach_the_database_by_name(local_copy: LocalCopy, name: str) -> None:
+    """Producers and consumers open a TCP connection to the db host's container name and port."""
+    target = f"/dev/tcp/{local_copy.container(DB_HOST)}/{PORT}"
+    assert local_copy.host(name).run(f"timeout 5 bash -c {shlex.quote(f'exec 3<>{target}')}").rc == 0
+
+
+def test_no_anonymous_accounts(db_host: Host) -> None:
+    """No account has an empty user name."""
+    assert sql(db_host, "SELECT COUNT(*) FROM mysql.user WHERE User = ''") == ["0"]
+
+
+def test_no_test_database(db_host: Host) -> None:
+    """Neither the test database nor grants on test databases exist."""
+    assert "test" not in sql(db_host, "SHOW DATABASES")
+    assert sql(db_host, "SELECT COUNT(*) FROM mysql.db WHERE Db LIKE 'test%'") == ["0"]
+
+
+def test_root_only_through_the_socket(db_host: Host) -> None:
+    """root exists only for localhost and is refused over TCP with any password."""
+    assert sql(db_host, "SELECT Host FROM mysql.user WHERE User = 'root'") == ["localhost"]
+    refused = db_host.run("MYSQL_PWD=invalid mariadb -h 127.0.0.1 -u root -e 'SELECT 1'")
+    assert refused.rc != 0 and "Access denied" in refused.stderr
+
+
+def test_only_the_store_accounts_exist(db_host: Host) -> None:
+    """Apart from MariaDB's own system accounts, the store's accounts are the only ones."""
+    users = set(sql(db_host, "SELECT User FROM mysql.user")) - {"root", "mysql", "mariadb.sys"}
+    assert users == {user for user, _ in ACCOUNTS}
+
+
+@pytest.mark.parametrize(("user", "role"), ACCOUNTS)
+def test_account_has_exactly_its_roles_grants(
+    local_copy: LocalCopy, db_host: Host, user: str, role: str
+) -> None:
+    """Each account's grants equal imgsieve.store.schema.grants_for its role, for its host pattern."""
+    host = account_host(local_copy, user)
+    shown = sql(db_host, f"SHOW GRANTS FOR '{user}'@'{host}'")
+    assert parse_grants(shown) == parse_grants(grants_for(role, user, host, DATABASE))
+
+
+@pytest.mark.parametrize(("user", "statement", "allowed"), STATEMENTS, ids=STATEMENT_IDS)
+def test_account_may_run_only_what_its_role_allows(
+    local_copy: LocalCopy, user: str, statement: str, allowed: bool
+) -> None:
+    """Over the network, an account can run its role's statements and is refused the others."""
+    with connect(local_copy, user) as connection, connection.cursor() as cursor:
+        if allowed:
+            cursor.execute(statement)
+            connection.commit()
+        else:
+            with pytest.raises(pymysql.MySQLError) as denied:
+                cursor.execute(statement)
+            assert denied.value.args[0] == TABLE_ACCESS_DENIED
+
+
+def test_admin_cannot_log_in_over_the_network(local_copy: LocalCopy) -> None:
+    """The admin account, meant for `imgsieve db init` on the db host, is refused from elsewhere."""
+    with pytest.raises(pymysql.MySQLError) as denied:
+        connect(local_copy, "imgsieve_admin")
+    assert denied.value.args[0] == ACCESS_DENIED
