@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup lint format test test-fast demo clean
+.PHONY: setup lint format test test-fast test-infra demo local-up local-down clean
 
 setup:
 	@bash scripts/setup.sh
@@ -23,8 +23,18 @@ test: lint
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
+test-infra: setup
+	$(PY) -m pytest tests/infra
+
 demo: setup
 	@bash scripts/demo.sh
+
+# The local topology: Podman systemd containers with sshd (inventory/local), then `ansible-playbook site.yml`.
+local-up: setup
+	$(VENV)/bin/ansible-playbook playbooks/local_up.yml
+
+local-down: setup
+	$(VENV)/bin/ansible-playbook playbooks/local_down.yml
 
 clean:
 	rm -rf .cache/imgsieve data/demo
