@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup lint format test test-fast test-infra demo local-up local-down clean
+.PHONY: setup lint format test test-fast test-infra demo demo-deployed local-up local-down clean
 
 setup:
 	@bash scripts/setup.sh
@@ -28,6 +28,10 @@ test-infra: setup
 
 demo: setup
 	@bash scripts/demo.sh
+
+# The same job on the deployed local topology: local_up, site.yml, run_job, fab status.
+demo-deployed: setup
+	@bash scripts/deploy_demo.sh
 
 # The local topology: Podman systemd containers with sshd (inventory/local), then `ansible-playbook site.yml`.
 local-up: setup

@@ -46,17 +46,19 @@ class LocalCopy:
     prefix: str = "imgsieve-infra"
     ssh_port_base: int = 2320
     subnet: str = "10.123.1.0/24"
+    model_dir: str = ""  # model base path deployed to the model server; empty: the inventory's default
 
     @property
     def extra_vars(self) -> str:
         """The -e value that selects this copy (see inventory/local/group_vars/imgsieve/local_hosts.yml)."""
-        return json.dumps(
-            {
-                "local_hosts_prefix": self.prefix,
-                "local_hosts_ssh_port_base": self.ssh_port_base,
-                "local_hosts_subnet": self.subnet,
-            }
-        )
+        settings: dict[str, Any] = {
+            "local_hosts_prefix": self.prefix,
+            "local_hosts_ssh_port_base": self.ssh_port_base,
+            "local_hosts_subnet": self.subnet,
+        }
+        if self.model_dir:
+            settings["model_server_model_dir"] = self.model_dir
+        return json.dumps(settings)
 
     @property
     def ssh_config(self) -> Path:
@@ -162,9 +164,13 @@ def create_schema(copy: LocalCopy) -> None:
 
 
 @pytest.fixture(scope="session")
-def local_copy() -> Iterator[LocalCopy]:
-    """A deployed copy of the local hosts: up, site.yml applied, schema created, site.yml applied again."""
-    copy = LocalCopy()
+def local_copy(tiny_model: Path) -> Iterator[LocalCopy]:
+    """A deployed copy of the local hosts: up, site.yml applied, schema created, site.yml applied again.
+
+    The model server gets the tiny model that the session trains through the real CLI, so a fresh clone
+    (which has no model/) deploys the same way as a developer's checkout.
+    """
+    copy = LocalCopy(model_dir=str(tiny_model))
     try:
         copy.playbook("playbooks/local_up.yml")
         copy.playbook("site.yml")
