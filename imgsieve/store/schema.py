@@ -94,11 +94,12 @@ MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial", (CREATE_PREDICTIONS
 LATEST_VERSION = MIGRATIONS[-1].version
 
 # What each role may do, table by table. The producer reads predictions (resume, job figures) and owns
-# jobs; consumers write predictions (INSERT ... ON DUPLICATE KEY UPDATE needs SELECT too) and nothing else;
+# jobs; consumers write predictions (INSERT ... ON DUPLICATE KEY UPDATE needs SELECT too) and nothing else.
+# Both may read schema_migrations, so `imgsieve db status` under their accounts reports the real schema version.
 # admin runs `imgsieve db init`.
 ROLE_PRIVILEGES: dict[str, tuple[tuple[str, str], ...]] = {
-    "consumer": (("predictions", "SELECT, INSERT, UPDATE"),),
-    "producer": (("predictions", "SELECT"), ("jobs", "SELECT, INSERT, UPDATE")),
+    "consumer": (("predictions", "SELECT, INSERT, UPDATE"), (MIGRATIONS_TABLE, "SELECT")),
+    "producer": (("predictions", "SELECT"), ("jobs", "SELECT, INSERT, UPDATE"), (MIGRATIONS_TABLE, "SELECT")),
     "admin": (("*", "ALL PRIVILEGES"),),
 }
 

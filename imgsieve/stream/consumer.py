@@ -64,6 +64,7 @@ class Consumer:
         self.welcome: Welcome | None = None
         self.model: tuple[str, int] = ("", 0)
         self.spare_credit = 0  # freed slots not yet granted to the current link
+        self.unanswered_hellos = 0
         self.stopping = False
         self.socket: zmq.asyncio.Socket | None = None
         self.context = zmq.asyncio.Context()
@@ -118,13 +119,17 @@ class Consumer:
         name, version = self.model
         credit = max(self.window - len(self.held), 0)
         self._send(Hello(host=host, pid=os.getpid(), model_name=name, model_version=version, credit=credit))
-        log.info(
-            "said HELLO to %s (model %s version %d, credit %d)",
+        # An idle consumer says HELLO again every few seconds until a producer answers: tell that once.
+        log.log(
+            logging.DEBUG if self.unanswered_hellos else logging.INFO,
+            "said HELLO to %s (model %s version %d, credit %d)%s",
             self.config.consumer.producer,
             name,
             version,
             credit,
+            "" if self.unanswered_hellos else "; waiting for a producer",
         )
+        self.unanswered_hellos += 1
         return True
 
     async def _serve_link(self, stop: asyncio.Event) -> None:
@@ -167,6 +172,7 @@ class Consumer:
             self._take(message, payload)
         elif isinstance(message, Welcome):
             self.welcome = message
+            self.unanswered_hellos = 0
             log.info("joined job %s (run %s)", message.job, message.run)
             self._grant()
         elif isinstance(message, End):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -105,7 +106,14 @@ class Producer:
                 ) from None
             self.feed.bind(feed_endpoint)
             log.info("job %s: serving %s on %s", self.job, self.source.location, self.config.bind)
-            self._bar = tqdm(desc=f"job {self.job}", unit="img", dynamic_ncols=True, total=0)
+            # Under systemd or in a pipe a redrawn bar is noise in the log: the summary says it all.
+            self._bar = tqdm(
+                desc=f"job {self.job}",
+                unit="img",
+                dynamic_ncols=True,
+                total=0,
+                disable=not sys.stderr.isatty(),
+            )
             self._loop(stop, context, feed_endpoint)
         finally:
             self._shutdown(context)

@@ -18,6 +18,7 @@ from imgsieve.errors import UserError
 from imgsieve.store import PredictionRow, Store, StoreUnavailableError, grants_for
 from imgsieve.store.connection import PASSWORD_ENV, parse_db_url
 from imgsieve.store.rows import uri_hash
+from imgsieve.store.schema import LATEST_VERSION
 from tests.conftest import free_port
 from tests.integration.mariadb import MariaDB
 
@@ -289,6 +290,9 @@ def test_role_grants_restrict_consumers_and_producers(store: Store, mariadb: Mar
             assert producer.job_summary("nightly").classes == {"cat": 1, "dog": 1}
             with pytest.raises(UserError, match="lacks a grant"):
                 producer.write_predictions([row("s3://b/forged.jpg")])
+        for url, password in ((consumer_url, "pw-consumer"), (producer_url, "pw-producer")):
+            with Store.connect(url, password=password) as limited:
+                assert limited.status().schema_version == LATEST_VERSION
     finally:
         with conn.cursor() as cursor:
             for role in ("consumer", "producer"):

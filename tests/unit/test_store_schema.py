@@ -36,9 +36,10 @@ def test_every_table_states_engine_charset_and_is_rerunnable() -> None:
                 assert "CHARSET=utf8mb4" in statement
 
 
-def test_consumer_may_only_read_and_write_predictions() -> None:
+def test_consumer_may_only_write_predictions_and_read_the_schema_version() -> None:
     assert grants_for("consumer", "worker", "10.0.%", "results") == [
-        "GRANT SELECT, INSERT, UPDATE ON `results`.`predictions` TO 'worker'@'10.0.%'"
+        "GRANT SELECT, INSERT, UPDATE ON `results`.`predictions` TO 'worker'@'10.0.%'",
+        "GRANT SELECT ON `results`.`schema_migrations` TO 'worker'@'10.0.%'",
     ]
 
 
@@ -46,6 +47,7 @@ def test_producer_reads_predictions_and_owns_jobs() -> None:
     assert grants_for("producer", "prod", "%", "results") == [
         "GRANT SELECT ON `results`.`predictions` TO 'prod'@'%'",
         "GRANT SELECT, INSERT, UPDATE ON `results`.`jobs` TO 'prod'@'%'",
+        "GRANT SELECT ON `results`.`schema_migrations` TO 'prod'@'%'",
     ]
 
 
@@ -55,7 +57,7 @@ def test_admin_grant_escapes_database_wildcards() -> None:
 
 
 def test_grants_quote_odd_names() -> None:
-    (statement,) = grants_for("consumer", "o'brien", "h", "we`ird")
+    statement, _ = grants_for("consumer", "o'brien", "h", "we`ird")
     assert "`we``ird`.`predictions`" in statement
     assert "'o''brien'@'h'" in statement
 
