@@ -12,10 +12,8 @@ import ipaddress
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +24,12 @@ import testinfra  # type: ignore[import-untyped]
 import yaml  # type: ignore[import-untyped]
 from testinfra.host import Host  # type: ignore[import-untyped]
 
-from tests.conftest import free_port
-
 REPO = Path(__file__).resolve().parents[2]
 # ansible-playbook and imgsieve are installed next to the Python that runs the tests.
 VENV_BIN = Path(sys.executable).parent
 INVENTORY = REPO / "inventory" / "local"
 KEEP_ENV = "IMGSIEVE_INFRA_KEEP"
 PLAYBOOK_TIMEOUT_S = 1200
-TUNNEL_TIMEOUT_S = 30.0
 HOSTS_FILE = INVENTORY / "hosts.yml"
 RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
 
@@ -129,43 +124,9 @@ def hosts_of(group: str) -> list[str]:
     return sorted(walk({"children": yaml.safe_load(HOSTS_FILE.read_text(encoding="utf-8"))}, group == "all"))
 
 
-def create_schema(copy: LocalCopy) -> None:
-    """Run the real `imgsieve db init` on this machine through an SSH tunnel to the db host's 127.0.0.1:3306.
-
-    The package is not installed on the hosts yet; once its role runs the schema hook this step finds the
-    schema up to date.
-    """
-    db = hosts_of("db")[0]
-    settings = copy.variables(db)
-    port = free_port()
-    forward = f"127.0.0.1:{port}:127.0.0.1:{settings['imgsieve_db_port']}"
-    tunnel = subprocess.Popen(
-        ["ssh", "-F", copy.ssh_config, "-N", "-o", "ExitOnForwardFailure=yes", "-L", forward, db]
-    )
-    try:
-        deadline = time.monotonic() + TUNNEL_TIMEOUT_S
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if tunnel.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the SSH tunnel to the db host did not open (ssh exit code {tunnel.poll()})")
-                time.sleep(0.2)
-        url = f"mysql://{settings['imgsieve_db_admin_user']}@127.0.0.1:{port}/{settings['imgsieve_db_name']}"
-        subprocess.run(
-            [VENV_BIN / "imgsieve", "db", "init", "--db", url],
-            env={**os.environ, "IMGSIEVE_DB_PASSWORD": settings["imgsieve_db_admin_password"]},
-            check=True,
-        )
-    finally:
-        tunnel.terminate()
-        tunnel.wait(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def local_copy(tiny_model: Path) -> Iterator[LocalCopy]:
-    """A deployed copy of the local hosts: up, site.yml applied, schema created, site.yml applied again.
+    """A deployed copy of the local hosts: up, and site.yml applied (which creates the store's schema too).
 
     The model server gets the tiny model that the session trains through the real CLI, so a fresh clone
     (which has no model/) deploys the same way as a developer's checkout.
@@ -173,9 +134,6 @@ def local_copy(tiny_model: Path) -> Iterator[LocalCopy]:
     copy = LocalCopy(model_dir=str(tiny_model))
     try:
         copy.playbook("playbooks/local_up.yml")
-        copy.playbook("site.yml")
-        create_schema(copy)
-        # The table privileges wait for their tables: this run grants them.
         copy.playbook("site.yml")
         yield copy
     finally:

@@ -10,8 +10,6 @@ from tests.infra.conftest import LocalCopy, hosts_of
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 ALL_HOSTS = hosts_of("imgsieve")
-# Hosts site.yml applies role common to so far (playbooks/db.yml); add groups as their playbooks land.
-COMMON_HOSTS = hosts_of("db")
 # (path, owner, group, mode): code is root's, config readable by the service group, state the service's.
 DIRECTORIES = [
     ("/opt/imgsieve", "root", "root", 0o755),
@@ -36,7 +34,7 @@ def test_host_name_is_its_container_name(local_copy: LocalCopy, name: str) -> No
     assert local_copy.host(name).check_output("hostname") == local_copy.container(name)
 
 
-@pytest.mark.parametrize("name", COMMON_HOSTS)
+@pytest.mark.parametrize("name", ALL_HOSTS)
 def test_service_user_is_a_system_account_without_login(local_copy: LocalCopy, name: str) -> None:
     """The service user is a system account with its own group, no login shell and its state dir as home."""
     user = local_copy.host(name).user("imgsieve")
@@ -45,7 +43,7 @@ def test_service_user_is_a_system_account_without_login(local_copy: LocalCopy, n
     assert (user.group, user.shell, user.home) == ("imgsieve", "/usr/sbin/nologin", "/var/lib/imgsieve")
 
 
-@pytest.mark.parametrize("name", COMMON_HOSTS)
+@pytest.mark.parametrize("name", ALL_HOSTS)
 @pytest.mark.parametrize("expected", DIRECTORIES, ids=[path for path, *_ in DIRECTORIES])
 def test_directory_ownership_and_mode(
     local_copy: LocalCopy, name: str, expected: tuple[str, str, str, int]

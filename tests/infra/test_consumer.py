@@ -3,11 +3,8 @@ their config readable by the service group only, the package without TensorFlow,
 
 from __future__ import annotations
 
-import shlex
-
 import pytest
 
-import imgsieve
 from tests.infra.conftest import LocalCopy, hosts_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -16,14 +13,6 @@ CONSUMER_HOSTS = hosts_of("consumers")
 # inventory/local/group_vars/consumers/consumer.yml
 WORKERS = 2
 INSTANCES = [f"imgsieve-consumer@{n}" for n in range(1, WORKERS + 1)]
-VENV_PYTHON = "/opt/imgsieve/venv/bin/python"
-PRINT_VERSION = "import importlib.metadata as m; print(m.version('imgsieve'))"
-HAS_TENSORFLOW = "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is None)"
-# (path, owner, group, mode): the config holds the store's password.
-FILES = [
-    ("/etc/imgsieve/consumer.toml", "root", "imgsieve", 0o640),
-    ("/etc/systemd/system/imgsieve-consumer@.service", "root", "root", 0o644),
-]
 
 
 @pytest.mark.parametrize("name", CONSUMER_HOSTS)
@@ -47,15 +36,6 @@ def test_no_more_instances_than_wanted(local_copy: LocalCopy, name: str) -> None
 
 
 @pytest.mark.parametrize("name", CONSUMER_HOSTS)
-@pytest.mark.parametrize("expected", FILES, ids=[path for path, *_ in FILES])
-def test_file_owner_and_mode(local_copy: LocalCopy, name: str, expected: tuple[str, str, str, int]) -> None:
-    """The config and the unit have their owner, group and mode."""
-    path, *_ = expected
-    found = local_copy.host(name).file(path)
-    assert (path, found.user, found.group, found.mode) == expected
-
-
-@pytest.mark.parametrize("name", CONSUMER_HOSTS)
 def test_config_points_at_the_other_hosts(local_copy: LocalCopy, name: str) -> None:
     """The config names the producer, the model server and the database by their container names."""
     config = local_copy.host(name).file("/etc/imgsieve/consumer.toml").content_string
@@ -68,16 +48,3 @@ def test_consumers_listen_on_no_port(local_copy: LocalCopy, name: str) -> None:
     """Consumers only connect out: no process of theirs listens on a TCP port."""
     listening = local_copy.host(name).check_output("ss --listening --tcp --numeric --processes --no-header")
     assert '"imgsieve"' not in listening
-
-
-@pytest.mark.parametrize("name", CONSUMER_HOSTS)
-def test_installed_version_is_this_checkouts(local_copy: LocalCopy, name: str) -> None:
-    """The package in the consumer host's virtualenv is the version of this checkout."""
-    command = shlex.join([VENV_PYTHON, "-c", PRINT_VERSION])
-    assert local_copy.host(name).check_output(command) == imgsieve.__version__
-
-
-@pytest.mark.parametrize("name", CONSUMER_HOSTS)
-def test_tensorflow_is_absent(local_copy: LocalCopy, name: str) -> None:
-    """Consumer hosts get the base install: no TensorFlow in the virtualenv."""
-    assert local_copy.host(name).run(shlex.join([VENV_PYTHON, "-c", HAS_TENSORFLOW])).rc == 1

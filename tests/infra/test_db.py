@@ -4,7 +4,6 @@ the store's accounts holding exactly the privileges imgsieve.store.schema define
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import subprocess
 
@@ -14,6 +13,14 @@ from testinfra.host import Host  # type: ignore[import-untyped]
 
 from imgsieve.store.schema import grants_for
 from tests.infra.conftest import LocalCopy, hosts_of
+from tests.mariadb_checks import (
+    ACCESS_DENIED,
+    TABLE_ACCESS_DENIED,
+    parse_grants,
+    role_statements,
+    sql,
+    statement_id,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -24,49 +31,9 @@ PORT = 3306
 DATABASE = "imgsieve"
 # (user, role); the admin may log in from the db host itself only, the others from the hosts' subnet.
 ACCOUNTS = [("imgsieve_admin", "admin"), ("imgsieve_producer", "producer"), ("imgsieve_consumer", "consumer")]
-# (user, statement, allowed), run from this machine, which is inside the hosts' subnet (the network's gateway).
-STATEMENTS = [
-    ("imgsieve_consumer", "SELECT COUNT(*) FROM predictions", True),
-    (
-        "imgsieve_consumer",
-        "INSERT INTO predictions (source_uri, uri_sha256, job, model_name, model_version, status, consumer_host)"
-        " VALUES ('s3://b/a.jpg', UNHEX(SHA2('s3://b/a.jpg', 256)), 'infra', 'm', 1, 'ok', 'c')"
-        " ON DUPLICATE KEY UPDATE attempts = attempts + 1",
-        True,
-    ),
-    ("imgsieve_consumer", "SELECT COUNT(*) FROM jobs", False),
-    ("imgsieve_consumer", "DELETE FROM predictions", False),
-    ("imgsieve_producer", "SELECT COUNT(*) FROM predictions", True),
-    (
-        "imgsieve_producer",
-        "INSERT INTO jobs (job, source, model_name, model_version, started_at) VALUES ('infra', 's', 'm', 1, NOW(6))"
-        " ON DUPLICATE KEY UPDATE started_at = NOW(6)",
-        True,
-    ),
-    ("imgsieve_producer", "UPDATE predictions SET attempts = 1", False),
-    ("imgsieve_producer", "DROP TABLE jobs", False),
-]
-STATEMENT_IDS = [f"{user}-{statement.split(' (')[0][:40]}" for user, statement, _ in STATEMENTS]
-TABLE_ACCESS_DENIED = 1142
-ACCESS_DENIED = 1045
-GRANT = re.compile(r"^GRANT (?P<privileges>.+?) ON (?P<target>\S+) TO ")
-
-
-def sql(host: Host, statement: str) -> list[str]:
-    """Run statement as root through the unix socket on host; return the output rows."""
-    return host.check_output(f"mariadb -N -B -e {shlex.quote(statement)}").splitlines()
-
-
-def parse_grants(statements: list[str]) -> set[tuple[frozenset[str], str]]:
-    """(privileges, target) of each GRANT, leaving out the bare USAGE that every account has."""
-    parsed = set()
-    for statement in statements:
-        match = GRANT.match(statement)
-        assert match, f"unexpected grant {statement!r}"
-        privileges = frozenset(p.strip() for p in match["privileges"].split(","))
-        if privileges != {"USAGE"}:
-            parsed.add((privileges, match["target"]))
-    return parsed
+# Run from this machine, which is inside the hosts' subnet (the network's gateway).
+STATEMENTS = role_statements("imgsieve_consumer", "imgsieve_producer")
+STATEMENT_IDS = [statement_id(user, statement) for user, statement, _ in STATEMENTS]
 
 
 def account_host(local_copy: LocalCopy, user: str) -> str:

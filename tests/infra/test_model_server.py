@@ -9,7 +9,6 @@ import shlex
 import pytest
 from testinfra.host import Host  # type: ignore[import-untyped]
 
-import imgsieve
 from tests.infra.conftest import LocalCopy, hosts_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -19,18 +18,9 @@ OTHER_HOSTS = [name for name in hosts_of("imgsieve") if name not in MODEL_HOSTS]
 SERVICE = "imgsieve-model-server"
 PORT = 8501
 MODEL = "demo"
-VENV_PYTHON = "/opt/imgsieve/venv/bin/python"
 # Run on a host with the virtualenv's Python: print the package's version, or exit 1 without TensorFlow.
-PRINT_VERSION = "import importlib.metadata as m; print(m.version('imgsieve'))"
-HAS_TENSORFLOW = "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is None)"
 # Run on a host with the system Python: print the body of a GET of the URL given as its argument.
 GET = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())"
-# (path, owner, group, mode) of what role model_server writes.
-FILES = [
-    (f"/etc/systemd/system/{SERVICE}.service", "root", "root", 0o644),
-    ("/var/lib/imgsieve/models", "root", "imgsieve", 0o750),
-    (f"/var/lib/imgsieve/models/{MODEL}", "root", "imgsieve", 0o750),
-]
 
 
 def journal(host: Host, unit: str) -> str:
@@ -81,24 +71,3 @@ def test_highest_version_is_available(local_copy: LocalCopy, name: str) -> None:
     status = json.loads(host.check_output(python("python3", GET, url)))
     available = {int(s["version"]) for s in status["model_version_status"] if s["state"] == "AVAILABLE"}
     assert available == {highest}
-
-
-@pytest.mark.parametrize("name", MODEL_HOSTS)
-@pytest.mark.parametrize("expected", FILES, ids=[path for path, *_ in FILES])
-def test_file_owner_and_mode(local_copy: LocalCopy, name: str, expected: tuple[str, str, str, int]) -> None:
-    """The unit and the model directories have their owner, group and mode."""
-    path, *_ = expected
-    found = local_copy.host(name).file(path)
-    assert (path, found.user, found.group, found.mode) == expected
-
-
-@pytest.mark.parametrize("name", MODEL_HOSTS)
-def test_installed_version_is_this_checkouts(local_copy: LocalCopy, name: str) -> None:
-    """The package in the model host's virtualenv is the version of this checkout."""
-    assert local_copy.host(name).check_output(python(VENV_PYTHON, PRINT_VERSION)) == imgsieve.__version__
-
-
-@pytest.mark.parametrize("name", MODEL_HOSTS)
-def test_tensorflow_is_installed(local_copy: LocalCopy, name: str) -> None:
-    """The model host's virtualenv has TensorFlow (the package's model extra)."""
-    assert local_copy.host(name).run(python(VENV_PYTHON, HAS_TENSORFLOW)).rc == 0

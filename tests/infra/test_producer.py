@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-import imgsieve
 from tests.infra.conftest import PLAYBOOK_TIMEOUT_S, REPO, VENV_BIN, LocalCopy, hosts_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -23,16 +22,6 @@ CONSUMERS = "imgsieve-consumer@1 imgsieve-consumer@2"
 PORT = 5557
 JOB = "infra-producer"
 LISTEN_TIMEOUT_S = 60
-VENV_PYTHON = "/opt/imgsieve/venv/bin/python"
-PRINT_VERSION = "import importlib.metadata as m; print(m.version('imgsieve'))"
-HAS_TENSORFLOW = "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is None)"
-# (path, owner, group, mode): producer.env holds the store's password.
-FILES = [
-    ("/etc/imgsieve/producer.toml", "root", "imgsieve", 0o640),
-    ("/etc/imgsieve/producer.env", "root", "imgsieve", 0o640),
-    ("/etc/imgsieve/jobs", "root", "imgsieve", 0o750),
-    ("/etc/systemd/system/imgsieve-job@.service", "root", "root", 0o644),
-]
 
 
 @dataclass(frozen=True)
@@ -71,25 +60,6 @@ def job_run(local_copy: LocalCopy, sample_unlabelled: Path) -> JobRun:
     if playbook.returncode != 0:
         pytest.fail(f"{shlex.join(command)} failed ({playbook.returncode}):\n{output[-6000:]}")
     return JobRun(output, listened, len(list(sample_unlabelled.glob("*.jpg"))))
-
-
-@pytest.mark.parametrize("expected", FILES, ids=[path for path, *_ in FILES])
-def test_file_owner_and_mode(local_copy: LocalCopy, expected: tuple[str, str, str, int]) -> None:
-    """The config files, the jobs directory and the unit have their owner, group and mode."""
-    path, *_ = expected
-    found = local_copy.host(PRODUCER).file(path)
-    assert (path, found.user, found.group, found.mode) == expected
-
-
-def test_installed_version_is_this_checkouts(local_copy: LocalCopy) -> None:
-    """The package in the producer's virtualenv is the version of this checkout."""
-    command = shlex.join([VENV_PYTHON, "-c", PRINT_VERSION])
-    assert local_copy.host(PRODUCER).check_output(command) == imgsieve.__version__
-
-
-def test_tensorflow_is_absent(local_copy: LocalCopy) -> None:
-    """The producer gets the base install: no TensorFlow in the virtualenv."""
-    assert local_copy.host(PRODUCER).run(shlex.join([VENV_PYTHON, "-c", HAS_TENSORFLOW])).rc == 1
 
 
 def test_job_summary_counts_every_image(job_run: JobRun) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 
 import pytest
 from testinfra.host import Host  # type: ignore[import-untyped]
 
 from imgsieve.store.schema import grants_for
+from tests.mariadb_checks import parse_grants, role_statements, sql, statement_id
 
 DATABASE = "imgsieve"
 # (user, role, password) as converge.yml creates them, all for host 127.0.0.1.
@@ -18,46 +18,7 @@ ACCOUNTS = [
     ("molecule_consumer", "consumer", "molecule-only-consumer"),
 ]
 PASSWORDS = {user: password for user, _, password in ACCOUNTS}
-# (user, statement, allowed): what each role may and may not do on the store's tables.
-STATEMENTS = [
-    ("molecule_consumer", "SELECT COUNT(*) FROM predictions", True),
-    (
-        "molecule_consumer",
-        "INSERT INTO predictions (source_uri, uri_sha256, job, model_name, model_version, status, consumer_host)"
-        " VALUES ('s3://b/a.jpg', UNHEX(SHA2('s3://b/a.jpg', 256)), 'j', 'm', 1, 'ok', 'c')"
-        " ON DUPLICATE KEY UPDATE attempts = attempts + 1",
-        True,
-    ),
-    ("molecule_consumer", "SELECT COUNT(*) FROM jobs", False),
-    ("molecule_consumer", "DELETE FROM predictions", False),
-    ("molecule_producer", "SELECT COUNT(*) FROM predictions", True),
-    (
-        "molecule_producer",
-        "INSERT INTO jobs (job, source, model_name, model_version, started_at) VALUES ('j', 's', 'm', 1, NOW(6))"
-        " ON DUPLICATE KEY UPDATE started_at = NOW(6)",
-        True,
-    ),
-    ("molecule_producer", "UPDATE predictions SET attempts = 1", False),
-    ("molecule_producer", "DROP TABLE jobs", False),
-]
-GRANT = re.compile(r"^GRANT (?P<privileges>.+?) ON (?P<target>\S+) TO ")
-
-
-def sql(host: Host, statement: str) -> list[str]:
-    """Run statement as root through the unix socket; return the output rows."""
-    return host.check_output(f"mariadb -N -B -e {shlex.quote(statement)}").splitlines()
-
-
-def parse_grants(statements: list[str]) -> set[tuple[frozenset[str], str]]:
-    """(privileges, target) of each GRANT, leaving out the bare USAGE that every account has."""
-    parsed = set()
-    for statement in statements:
-        match = GRANT.match(statement)
-        assert match, f"unexpected grant {statement!r}"
-        privileges = frozenset(p.strip() for p in match["privileges"].split(","))
-        if privileges != {"USAGE"}:
-            parsed.add((privileges, match["target"]))
-    return parsed
+STATEMENTS = role_statements("molecule_consumer", "molecule_producer")
 
 
 def test_mariadb_is_running_and_enabled(host: Host) -> None:
@@ -105,7 +66,9 @@ def test_account_has_exactly_its_roles_grants(host: Host, user: str, role: str) 
     assert parse_grants(shown) == parse_grants(grants_for(role, user, "127.0.0.1", DATABASE))
 
 
-@pytest.mark.parametrize(("user", "statement", "allowed"), STATEMENTS)
+@pytest.mark.parametrize(
+    ("user", "statement", "allowed"), STATEMENTS, ids=[statement_id(u, s) for u, s, _ in STATEMENTS]
+)
 def test_account_may_run_only_what_its_role_allows(
     host: Host, user: str, statement: str, allowed: bool
 ) -> None:
