@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup lint format test test-fast test-infra demo demo-deployed local-up local-down clean
+.PHONY: setup lint format test test-fast test-infra demo demo-local local-up local-down clean
 
 setup:
 	@bash scripts/setup.sh
@@ -26,12 +26,13 @@ test-fast: setup
 test-infra: setup
 	$(PY) -m pytest tests/infra
 
+# The main job, deployed as in production on this machine: local_up, site.yml, run_job, the rows, fab status.
 demo: setup
-	@bash scripts/demo.sh
-
-# The same job on the deployed local topology: local_up, site.yml, run_job, fab status.
-demo-deployed: setup
 	@bash scripts/deploy_demo.sh
+
+# The same pipeline as plain processes on this machine (no containers), from S3 (moto) and from the folder.
+demo-local: setup
+	@bash scripts/demo.sh
 
 # The local topology: Podman systemd containers with sshd (inventory/local), then `ansible-playbook site.yml`.
 local-up: setup

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The pipeline deployed as in production, on this machine: systemd containers reached over SSH
 # (playbooks/local_up.yml), site.yml (MariaDB, the model server, two consumer hosts, the producer), then
-# one job on the sample stream (playbooks/run_job.yml) and its summary, and `fab status`.
+# one job on the sample stream (playbooks/run_job.yml) and its summary, a few rows and the accuracy against
+# the sample set's truth file, and `fab status`. This is `make demo`.
 # Sample data and the demo model are made on this machine first when missing, as scripts/demo.sh does.
 # The hosts stay up afterwards: `fab status`, `fab logs`; `ansible-playbook playbooks/local_down.yml`
 # removes them.
@@ -35,7 +36,17 @@ echo "site.yml took $((SECONDS - started)) s"
 echo "== 4. job $JOB on the sample stream"
 ansible-playbook playbooks/run_job.yml -e "job=$JOB" -e "source=/var/lib/imgsieve/sources/$JOB" -e "upload=$DATA/stream"
 
-echo "== 5. the deployment now"
+echo "== 5. a few rows of job $JOB and its accuracy against the truth file"
+# This machine is the gateway of the hosts' network, which the producer's account may log in from.
+db_address=$(podman inspect imgsieve-db --format '{{ (index .NetworkSettings.Networks "imgsieve").IPAddress }}')
+IMGSIEVE_DB_PASSWORD=$(ansible-inventory --host imgsieve-db |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["imgsieve_db_producer_password"])')
+IMGSIEVE_DB_URL="mysql://imgsieve_producer@$db_address:3306/imgsieve"
+export IMGSIEVE_DB_PASSWORD IMGSIEVE_DB_URL
+python scripts/demo_services.py report "$JOB" "$DATA/stream/_truth.csv"
+
+echo
+echo "== 6. the deployment now"
 fab status
 echo
 echo "deploy_demo: done. Follow the consumers with \`fab logs\`; remove the hosts with"
