@@ -3,7 +3,9 @@ created with playbooks/local_up.yml, deployed with site.yml, and removed at the 
 
 The copy ("imgsieve-infra-*" containers, own network and SSH ports) runs beside the developer's own
 "imgsieve-*" hosts without touching them. IMGSIEVE_INFRA_KEEP=1 keeps it after the session for a look:
-`ssh -F inventory/local/.ssh/imgsieve-infra.ssh_config imgsieve-db`. Every test here is slow (minutes).
+`ssh -F inventory/local/.ssh/imgsieve-infra.ssh_config imgsieve-db`. IMGSIEVE_INFRA_COPY=N (1-9) selects
+another copy ("imgsieve-infraN-*", SSH ports 2320+10N+1.., subnet 10.123.(1+N).0/24), so that several test
+sessions can run on one machine at once. Every test here is slow (minutes).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 INVENTORY = REPO / "inventory" / "local"
 KEEP_ENV = "IMGSIEVE_INFRA_KEEP"
+COPY_ENV = "IMGSIEVE_INFRA_COPY"
 PLAYBOOK_TIMEOUT_S = 1200
 HOSTS_FILE = INVENTORY / "hosts.yml"
 RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
@@ -131,7 +134,16 @@ def local_copy(tiny_model: Path) -> Iterator[LocalCopy]:
     The model server gets the tiny model that the session trains through the real CLI, so a fresh clone
     (which has no model/) deploys the same way as a developer's checkout.
     """
-    copy = LocalCopy(model_dir=str(tiny_model))
+    number = int(os.environ.get(COPY_ENV) or 0)
+    if number:
+        copy = LocalCopy(
+            prefix=f"imgsieve-infra{number}",
+            ssh_port_base=2320 + 10 * number,
+            subnet=f"10.123.{1 + number}.0/24",
+            model_dir=str(tiny_model),
+        )
+    else:
+        copy = LocalCopy(model_dir=str(tiny_model))
     try:
         copy.playbook("playbooks/local_up.yml")
         copy.playbook("site.yml")
