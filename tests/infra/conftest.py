@@ -33,6 +33,8 @@ INVENTORY = REPO / "inventory" / "local"
 KEEP_ENV = "IMGSIEVE_INFRA_KEEP"
 COPY_ENV = "IMGSIEVE_INFRA_COPY"
 PLAYBOOK_TIMEOUT_S = 1200
+# A test's time limit here, which includes the deployment for the first test of the session.
+DEPLOY_TIMEOUT_S = 2400
 HOSTS_FILE = INVENTORY / "hosts.yml"
 RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
 
@@ -110,6 +112,13 @@ class LocalCopy:
     def host(self, name: str) -> Host:
         """A testinfra host for an inventory host, over SSH with the copy's config, commands run with sudo."""
         return testinfra.get_host(f"ssh://{name}", ssh_config=str(self.ssh_config), sudo=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give these tests room: the first one waits for the session's deployment (local_up, site.yml)."""
+    for item in items:
+        if item.path.is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.timeout(DEPLOY_TIMEOUT_S))
 
 
 def hosts_of(group: str) -> list[str]:
