@@ -5,6 +5,7 @@ Layout written under the model's base path (TF Serving's `--model_base_path`):
     <base>/<N>/saved_model.pb, variables/      the model, N the next integer version
     <base>/<N>/assets/labels.txt              class names, one per line, in score order
     <base>/<N>/assets.extra/imgsieve.json     class names, image size, threshold, training run
+    <base>/<N>/assets.extra/tf_serving_warmup_requests   predict requests TF Serving replays on load
 
 The `serving_default` signature takes one DT_STRING input, `image_bytes` (a batch of encoded
 JPEG/PNG/GIF/BMP images; REST clients send `{"b64": ...}`), decodes and resizes in-graph, applies
@@ -32,6 +33,7 @@ import keras
 import tensorflow as tf
 
 from imgsieve.model.preprocess import decode_batch, normalize
+from imgsieve.model.warmup import image_logs, warmup_path, write_warmup
 
 INPUT_NAME = "image_bytes"
 SIGNATURE_NAME = "serving_default"
@@ -92,7 +94,8 @@ def export_model(
     """Save model as the next version under base_path and return that version's directory.
 
     info is merged into assets.extra/imgsieve.json; extra_files (name -> path) are copied into the
-    version directory beside the SavedModel (metrics, plots).
+    version directory beside the SavedModel (metrics, plots). The warm-up requests name the model
+    after base_path, as TF Serving's model_base_path /models/NAME does; the server does not check it.
     """
     if len(class_names) < 2:
         raise ValueError(f"a classifier needs at least 2 classes, got {class_names!r}")
@@ -108,6 +111,7 @@ def export_model(
         extra_dir.mkdir(exist_ok=True)
         model_info = {"class_names": list(class_names), "image_size": image_size, **(info or {})}
         (extra_dir / INFO_FILE).write_text(json.dumps(model_info, indent=2) + "\n", encoding="utf-8")
+        write_warmup(warmup_path(saved), image_logs(base_path.name, SIGNATURE_NAME, INPUT_NAME))
         for name, path in (extra_files or {}).items():
             shutil.copy2(path, saved / name)
         return _publish(saved, base_path)

@@ -4,10 +4,16 @@ The signature metadata is read from saved_model.pb itself (the SignatureDef prot
 meta graph, printed as TF Serving's REST layer prints protos), so tensor names, dtypes and shapes are
 exactly what the official server reports for the same directory. TensorFlow is imported here, only
 when a model is loaded, so the rest of the command line starts fast.
+
+Like TF Serving's model warm-up, a version is called before it is reported AVAILABLE, because the
+first calls of a loaded graph are slow (kernel selection, oneDNN caches): with the requests of its
+assets.extra/tf_serving_warmup_requests when it has that file, else with small images at the
+exporter's warm-up batch sizes if its default signature takes encoded images.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -20,9 +26,8 @@ SERVE_TAG = "serve"
 DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
 SAVED_MODEL_FILE = "saved_model.pb"
-# Warm-up batch sizes: the first calls of a loaded graph are slow (kernel selection, oneDNN caches),
-# so they are made before the version is reported AVAILABLE, as TF Serving's warm-up replay does.
-WARMUP_BATCH_SIZES = (1, 8)
+
+log = logging.getLogger(__name__)
 
 
 class Servable:
@@ -36,6 +41,7 @@ class Servable:
         self.path = path
         self.signature_defs = signature_defs
         self.load_seconds = 0.0
+        self.warmup_requests = 0
         self._loaded = loaded
         self._functions = dict(loaded.signatures)
 
@@ -81,18 +87,54 @@ class Servable:
         return servable
 
     def warm_up(self) -> None:
-        """Run the default signature on small images if it takes encoded images (one *_bytes string)."""
+        """Replay the version's warm-up file, or without one call an encoded-image signature on small images."""
+        from imgsieve.model import warmup
+
+        path = warmup.warmup_path(self.path)
+        if path.is_file():
+            self._replay(path)
+            return
         dtypes = self.input_dtypes(DEFAULT_SIGNATURE) if DEFAULT_SIGNATURE in self.signature_defs else {}
         if len(dtypes) != 1 or next(iter(dtypes.values())) != "DT_STRING":
             return
         (input_name,) = dtypes
         if not input_name.endswith("_bytes"):
             return
-        import tensorflow as tf
-
-        image = tf.io.encode_jpeg(tf.fill([32, 32, 3], tf.constant(128, tf.uint8))).numpy()
-        for size in WARMUP_BATCH_SIZES:
+        image = warmup.warmup_image()
+        for size in warmup.BATCH_SIZES:
             self.run(DEFAULT_SIGNATURE, {input_name: np.array([image] * size, dtype=object)})
+            self.warmup_requests += 1
+        log.info(
+            "model %s version %d: ran %d synthetic warm-up requests",
+            self.name,
+            self.version,
+            self.warmup_requests,
+        )
+
+    def _replay(self, path: Path) -> None:
+        """Run every request of a warm-up file once, as TF Serving does; the first failure fails the load."""
+        from imgsieve.model import warmup
+
+        try:
+            requests = warmup.read_warmup(path)
+        except ValueError as exc:
+            raise invalid_argument(str(exc)) from None
+        except Exception as exc:  # tf.errors.DataLossError for a file that is not TFRecords
+            error = from_exception(exc)
+            raise ServingError(error.code, f"{error.message}: cannot read warm-up file {path}") from exc
+        for number, request in enumerate(requests, start=1):
+            try:
+                self.run(request.signature_name, request.inputs)
+            except ServingError as exc:
+                raise ServingError(exc.code, f"warm-up request {number} of {path}: {exc.message}") from exc
+            self.warmup_requests += 1
+        log.info(
+            "model %s version %d: replayed %d warm-up requests from %s",
+            self.name,
+            self.version,
+            self.warmup_requests,
+            path,
+        )
 
     def signature(self, signature_name: str) -> dict[str, Any]:
         """The SignatureDef (as JSON) for a request's signature_name ("" means serving_default)."""
