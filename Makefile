@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup lint format test test-fast test-infra demo demo-local local-up local-down clean
+.PHONY: setup lint format test test-fast test-infra chaos demo demo-local local-up local-down clean
 
 setup:
 	@bash scripts/setup.sh
@@ -25,6 +25,10 @@ test-fast: setup
 
 test-infra: setup
 	$(PY) -m pytest tests/infra
+
+# Six faults and a bad-input job on a deployed copy of the local hosts (also part of make test); prints the table.
+chaos: setup
+	$(PY) -m pytest tests/infra/test_faults.py tests/infra/test_bad_input.py -s
 
 # The main job, deployed as in production on this machine: local_up, site.yml, run_job, the rows, fab status.
 demo: setup
