@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml  # type: ignore[import-untyped]
 
@@ -147,6 +148,17 @@ class Controller:
     root: Path
     moto_url: str
     kube_api_url: str = ""
+
+    def s3(self) -> Any:
+        """A boto3 S3 client of moto, with moto's dummy keys."""
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.moto_url,
+            region_name="eu-west-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     @property
     def kops_dir(self) -> Path:

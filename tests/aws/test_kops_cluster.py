@@ -16,7 +16,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml  # type: ignore[import-untyped]
 
@@ -51,17 +50,6 @@ def verbs(calls: list[dict[str, Any]]) -> list[str]:
     return words
 
 
-def s3_client(controller: Controller) -> Any:
-    """boto3 S3 client of moto."""
-    return boto3.client(
-        "s3",
-        endpoint_url=controller.moto_url,
-        region_name="eu-west-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 @pytest.fixture
 def bucket() -> str:
     """A state-store bucket name unique to the test."""
@@ -89,7 +77,7 @@ def test_first_run_creates_bucket_applies_spec_and_exports_kubeconfig(
     controller, bucket, run = created
     assert run.returncode == 0, run.output[-4000:]
 
-    s3 = s3_client(controller)
+    s3 = controller.s3()
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
@@ -173,7 +161,7 @@ def test_check_mode_changes_nothing_on_a_new_cluster(controller: Controller, buc
 
     assert run.returncode == 0, run.output[-4000:]
     assert verbs(controller.kops_calls()) == ["get cluster"]
-    assert bucket not in [b["Name"] for b in s3_client(controller).list_buckets()["Buckets"]]
+    assert bucket not in [b["Name"] for b in controller.s3().list_buckets()["Buckets"]]
 
 
 @pytest.mark.slow
@@ -182,7 +170,7 @@ def test_delete_removes_cluster_and_state_bucket(created: tuple[Controller, str,
     versioned bucket with all its object versions."""
     controller, bucket, first = created
     assert first.returncode == 0, first.output[-4000:]
-    s3 = s3_client(controller)
+    s3 = controller.s3()
     for body in (b"v1", b"v2"):
         s3.put_object(Bucket=bucket, Key="imgsieve.k8s.local/config", Body=body)
     before = len(controller.kops_calls())

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from tests.aws.conftest import PLAYBOOKS, REPO, Controller, KubeApi, start_kube_api, stop
@@ -47,17 +46,6 @@ def rollout_vars(variables: dict[str, Any], **more: Any) -> dict[str, Any]:
     return {**{k: v for k, v in variables.items() if k != "tf_serving_model_version"}, **more}
 
 
-def s3(controller: Controller) -> Any:
-    """boto3 S3 client of moto."""
-    return boto3.client(
-        "s3",
-        endpoint_url=controller.moto_url,
-        region_name="eu-west-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 def fetched_version(deployment: dict[str, Any]) -> str:
     """The S3 prefix the init container copies, from the Deployment's pod template."""
     init = deployment["spec"]["template"]["spec"]["initContainers"][0]
@@ -85,7 +73,7 @@ def deployed(
 @pytest.fixture(scope="module")
 def model_bucket(deployed: tuple[Controller, KubeApi, dict[str, Any]]) -> Any:
     """The model bucket in moto, holding version 1; yields a boto3 S3 client."""
-    client = s3(deployed[0])
+    client = deployed[0].s3()
     client.create_bucket(Bucket=MODEL_BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     client.put_object(Bucket=MODEL_BUCKET, Key="models/demo/1/saved_model.pb", Body=b"version one")
     return client
