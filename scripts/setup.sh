@@ -8,7 +8,7 @@ VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 APT_PACKAGES=(
     python3-venv curl mariadb-server mariadb-client
-    podman runc mmdebstrap netavark aardvark-dns iptables openssh-client
+    podman runc mmdebstrap netavark aardvark-dns iptables nftables openssh-client
 )
 
 missing=()

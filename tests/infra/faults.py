@@ -155,6 +155,7 @@ class Fleet:
         self.model = copy.host(hosts_of("model_servers")[0])
         self.producer_name = hosts_of("producers")[0]
         self.consumer_names = hosts_of("consumers")
+        self.running: list[subprocess.Popen[str]] = []  # job playbooks started and not yet waited for
 
     # --- The store ---------------------------------------------------------------------------------------
 
@@ -214,16 +215,24 @@ class Fleet:
         if upload is not None:
             command += ["-e", f"upload={upload}"]
         environment = {**os.environ, "ANSIBLE_NOCOLOR": "1"}
-        return subprocess.Popen(
+        job_run = subprocess.Popen(
             command, cwd=REPO, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
+        self.running.append(job_run)
+        return job_run
 
     def end_job(self, job_run: subprocess.Popen[str], *, check: bool = True) -> str:
         """Wait for a job's playbook; return its output, failing the test if it failed and check is set."""
         output, _ = job_run.communicate(timeout=PLAYBOOK_TIMEOUT_S)
+        self.running.remove(job_run)
         if check and job_run.returncode != 0:
             pytest.fail(f"run_job.yml failed ({job_run.returncode}):\n{output[-6000:]}")
         return output
+
+    def end_jobs(self) -> None:
+        """Wait for the jobs a failed test left running: the producer's port is free for the next job."""
+        for job_run in list(self.running):
+            self.end_job(job_run, check=False)
 
     def run_job(self, job: str, folder: str, upload: Path | None = None) -> str:
         """Run a job to its end; return the playbook's output."""

@@ -81,6 +81,14 @@ def fleet(local_copy: LocalCopy) -> Fleet:
     return fleet
 
 
+@pytest.fixture(autouse=True)
+def no_job_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test on the fleet, even a failed one, no job of it runs on: the next job binds its port."""
+    yield
+    if "fleet" in request.fixturenames:
+        request.getfixturevalue("fleet").end_jobs()
+
+
 @pytest.fixture(scope="module")
 def table() -> Iterator[list[Outcome]]:
     """The fault table, filled by the tests, printed and written at the end of the module."""
