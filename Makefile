@@ -17,8 +17,9 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Two halves side by side: the deployed hosts' tests (tests/infra, tests/aws) and the rest (scripts/test.sh).
 test: lint
-	$(PY) -m pytest
+	@bash scripts/test.sh
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
