@@ -25,6 +25,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("db", "db", "create or migrate the MySQL schema, inspect jobs"),
     ("produce", "produce", "stream every image of an S3 prefix or folder to the consumers, as one job"),
     ("consume", "consume", "classify images from a producer with the model server, write rows to MySQL"),
+    ("keys", "keys", "make a CURVE key pair that encrypts and authenticates the producer-consumer link"),
 )
 
 

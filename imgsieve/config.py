@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from imgsieve.errors import UserError
 
@@ -29,6 +29,15 @@ class _Section(BaseModel):
     """A config section: unknown keys are errors, values are checked on assignment too."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _both_or_neither(section: _Section, first: str, second: str) -> None:
+    """Fail unless the two keys are both set or both unset (a CURVE key pair and its peer's keys)."""
+    if (getattr(section, first) is None) != (getattr(section, second) is None):
+        given, missing = (first, second) if getattr(section, first) is not None else (second, first)
+        raise ValueError(
+            f"{given} is set but {missing} is not: CURVE needs both (or neither, for an unencrypted link)"
+        )
 
 
 class ProducerConfig(_Section):
@@ -60,6 +69,19 @@ class ProducerConfig(_Section):
     max_bytes: int = Field(
         default=20 * MB, ge=1, description="larger images are not fetched: they become error rows"
     )
+    curve_secret_key: Path | None = Field(
+        default=None,
+        description="the producer's CURVE key pair file (NAME.key_secret from `imgsieve keys`); with "
+        "curve_authorized_keys, the link is encrypted and only authorized consumers get work",
+    )
+    curve_authorized_keys: Path | None = Field(
+        default=None, description="folder of the consumers' CURVE public key files (*.key) allowed in"
+    )
+
+    @model_validator(mode="after")
+    def _curve_pair(self) -> ProducerConfig:
+        _both_or_neither(self, "curve_secret_key", "curve_authorized_keys")
+        return self
 
 
 class ConsumerConfig(_Section):
@@ -88,6 +110,19 @@ class ConsumerConfig(_Section):
         default=30.0, ge=0, description="seconds to finish held images after SIGTERM before returning them"
     )
     host: str = Field(default=socket.gethostname(), description="name recorded in each row's consumer_host")
+    curve_secret_key: Path | None = Field(
+        default=None,
+        description="this consumer's CURVE key pair file (NAME.key_secret from `imgsieve keys`); with "
+        "curve_producer_key, the link is encrypted",
+    )
+    curve_producer_key: Path | None = Field(
+        default=None, description="the producer's CURVE public key file (its NAME.key)"
+    )
+
+    @model_validator(mode="after")
+    def _curve_pair(self) -> ConsumerConfig:
+        _both_or_neither(self, "curve_secret_key", "curve_producer_key")
+        return self
 
     def window(self) -> int:
         """Return how many images this consumer may hold at once (its total credit)."""
@@ -101,6 +136,11 @@ class DbConfig(_Section):
         default="mysql://imgsieve@127.0.0.1:3306/imgsieve", description="MySQL URL without password"
     )
     password: SecretStr | None = Field(default=None, description="MySQL password (never a flag)")
+    ssl_ca: Path | None = Field(
+        default=None,
+        description="CA certificate (PEM) that signed the server's: TLS that checks the server's certificate "
+        "and name; without it TLS is used if the server offers it, unverified",
+    )
 
 
 class ModelConfig(_Section):
@@ -229,7 +269,9 @@ def _describe(exc: ValidationError, origins: dict[tuple[str, str], str]) -> str:
         section, key = (*loc, "", "")[:2]
         name = f"[{section}] {key}" if key else f"[{section}]"
         origin = origins.get((section, key), "config")
-        if error["type"] == "extra_forbidden":
+        if not key:  # a check across the section's keys: its message names them
+            lines.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+        elif error["type"] == "extra_forbidden":
             expected = ", ".join(SECTIONS[section].model_fields) if section in SECTIONS else ""
             lines.append(f"{name} (from {origin}): unknown key; expected one of {expected}")
         else:

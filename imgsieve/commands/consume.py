@@ -28,12 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--producer", "consumer", "producer", metavar="ENDPOINT")
     add_flag(parser, "--model-url", "model", "url", metavar="URL")
     add_flag(parser, "--db", "db", "url", metavar="URL")
+    add_flag(parser, "--ssl-ca", "db", "ssl_ca", type=Path, metavar="FILE")
     add_flag(parser, "--batch-size", "consumer", "batch_size", type=int, metavar="N")
     add_flag(parser, "--concurrency", "consumer", "concurrency", type=int, metavar="N")
     add_flag(parser, "--credit", "consumer", "credit", type=int, metavar="N")
     add_flag(parser, "--max-bytes", "consumer", "max_bytes", type=int, metavar="BYTES")
     add_flag(parser, "--max-pixels", "consumer", "max_pixels", type=int, metavar="PIXELS")
     add_flag(parser, "--shrink-side", "consumer", "shrink_side", type=int, metavar="PIXELS")
+    add_flag(parser, "--curve-secret-key", "consumer", "curve_secret_key", type=Path, metavar="FILE")
+    add_flag(parser, "--curve-producer-key", "consumer", "curve_producer_key", type=Path, metavar="FILE")
 
 
 async def _serve(consumer: Consumer) -> None:

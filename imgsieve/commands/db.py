@@ -10,9 +10,10 @@ from pathlib import Path
 
 from imgsieve.errors import UserError
 from imgsieve.store import JobSummary, Store, StoreStatus
-from imgsieve.store.connection import PASSWORD_ENV
+from imgsieve.store.connection import PASSWORD_ENV, tls_options
 
 DB_URL_ENV = "IMGSIEVE_DB_URL"
+SSL_CA_ENV = "IMGSIEVE_DB_SSL_CA"
 DEFAULT_DB_URL = "mysql://imgsieve@127.0.0.1:3306/imgsieve"
 LABEL_WIDTH = 11
 
@@ -32,6 +33,14 @@ def add_db_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"file holding the database password; without it ${PASSWORD_ENV} is used",
     )
+    parser.add_argument(
+        "--ssl-ca",
+        type=Path,
+        default=os.environ.get(SSL_CA_ENV) or None,
+        metavar="FILE",
+        help=f"CA certificate that signed the server's: TLS that verifies the server; ${SSL_CA_ENV} sets the "
+        "default; without it TLS is used if the server offers it, unverified",
+    )
 
 
 def read_password_file(path: Path | None) -> str | None:
@@ -46,7 +55,9 @@ def read_password_file(path: Path | None) -> str | None:
 
 def connect_from_args(args: argparse.Namespace) -> Store:
     """Connect to the store named by --db with the password from --password-file or the environment."""
-    return Store.connect(args.db, password=read_password_file(args.password_file))
+    return Store.connect(
+        args.db, password=read_password_file(args.password_file), ssl=tls_options(args.ssl_ca)
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ from types import FrameType
 
 from imgsieve.config import Config, add_flag, flag_overrides, load_config
 from imgsieve.errors import UserError
-from imgsieve.store.connection import parse_db_url
+from imgsieve.store.connection import parse_db_url, tls_options
 from imgsieve.store.db import Store
 from imgsieve.store.summary import JobSummary
 from imgsieve.stream.producer import JobResult, Producer
@@ -38,12 +38,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--bind", "producer", "bind", metavar="ENDPOINT")
     add_flag(parser, "--include", "producer", "include", action="append", metavar="GLOB")
     add_flag(parser, "--db", "db", "url", metavar="URL")
+    add_flag(parser, "--ssl-ca", "db", "ssl_ca", type=Path, metavar="FILE")
     add_flag(parser, "--max-attempts", "producer", "max_attempts", type=int, metavar="N")
     add_flag(parser, "--item-timeout", "producer", "item_timeout", type=float, metavar="SECONDS")
     add_flag(parser, "--peer-timeout", "producer", "peer_timeout", type=float, metavar="SECONDS")
     add_flag(parser, "--prefetch", "producer", "prefetch", type=int, metavar="N")
     add_flag(parser, "--fetch-concurrency", "producer", "fetch_concurrency", type=int, metavar="N")
     add_flag(parser, "--max-bytes", "producer", "max_bytes", type=int, metavar="BYTES")
+    add_flag(parser, "--curve-secret-key", "producer", "curve_secret_key", type=Path, metavar="FILE")
+    add_flag(parser, "--curve-authorized-keys", "producer", "curve_authorized_keys", type=Path, metavar="DIR")
 
 
 def stream_config(args: argparse.Namespace) -> Config:
@@ -61,7 +64,7 @@ def stream_config(args: argparse.Namespace) -> Config:
 def store_opener(config: Config) -> functools.partial[Store]:
     """Return a function that opens a new store connection (one per thread)."""
     password = config.db.password.get_secret_value() if config.db.password else None
-    return functools.partial(Store.connect, config.db.url, password)
+    return functools.partial(Store.connect, config.db.url, password, ssl=tls_options(config.db.ssl_ca))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -89,6 +90,22 @@ def resolve_password(target: DbTarget, password: str | None) -> str:
     return ""
 
 
+def tls_options(ca_file: Path | None) -> dict[str, Any] | None:
+    """PyMySQL's ssl argument for a CA file: TLS that verifies the server's certificate and its name.
+
+    Without a CA file PyMySQL still uses TLS when the server offers it, but cannot tell the server from an
+    impostor; with one, a certificate the CA did not sign, or one that does not name the URL's host, fails.
+    """
+    if ca_file is None:
+        return None
+    if not ca_file.is_file() or not os.access(ca_file, os.R_OK):
+        raise UserError(
+            f"cannot read the database's CA certificate {ca_file}: no such readable file; check [db] ssl_ca "
+            f"or --ssl-ca"
+        )
+    return {"ca": str(ca_file)}
+
+
 def open_connection(
     target: DbTarget,
     password: str,
@@ -139,6 +156,12 @@ def explain(exc: BaseException, target: DbTarget) -> UserError | None:
     code = error_code(exc)
     reason = _reason(exc)
     where = target.where
+    if code == 2003 and "CERTIFICATE_VERIFY_FAILED" in reason:
+        return UserError(
+            f"MySQL at {where} presented a TLS certificate that does not verify: {reason}; check that [db] "
+            f"ssl_ca (--ssl-ca) is the CA that signed the server's certificate and that the certificate names "
+            f"the URL's host"
+        )
     if code in (2003, 2005) or (code in LOST_CONNECTION_CODES and code != 2014):
         return UserError(
             f"cannot reach MySQL at {where}: {reason}; check that the server is running, "

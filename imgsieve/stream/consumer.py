@@ -24,7 +24,7 @@ import zmq.asyncio
 
 from imgsieve.config import Config
 from imgsieve.store.db import PredictionRow, Store
-from imgsieve.stream import protocol
+from imgsieve.stream import curve, protocol
 from imgsieve.stream.client import ModelClient, ModelError
 from imgsieve.stream.pipeline import Pipeline, Work
 from imgsieve.stream.protocol import (
@@ -70,6 +70,12 @@ class Consumer:
         self.context = zmq.asyncio.Context()
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._store: Store | None = None
+        settings = config.consumer
+        self.curve_keys = (
+            curve.client_keys(settings.curve_secret_key, settings.curve_producer_key)
+            if settings.curve_secret_key and settings.curve_producer_key
+            else None
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, serve jobs and reconnect until stop; then finish or return held images and leave."""
@@ -115,6 +121,12 @@ class Consumer:
         self.socket.setsockopt(zmq.SNDHWM, self.window + HWM_MARGIN)
         self.socket.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
         self.socket.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+        security = "unencrypted"
+        if self.curve_keys is not None:
+            curve.connect_securely(self.socket, self.curve_keys)
+            security = (
+                f"CURVE, our public key {self.curve_keys.public.decode()}: the producer must authorize it"
+            )
         self.socket.connect(self.config.consumer.producer)
         name, version = self.model
         credit = max(self.window - len(self.held), 0)
@@ -122,11 +134,12 @@ class Consumer:
         # An idle consumer says HELLO again every few seconds until a producer answers: tell that once.
         log.log(
             logging.DEBUG if self.unanswered_hellos else logging.INFO,
-            "said HELLO to %s (model %s version %d, credit %d)%s",
+            "said HELLO to %s (model %s version %d, credit %d; %s)%s",
             self.config.consumer.producer,
             name,
             version,
             credit,
+            security,
             "" if self.unanswered_hellos else "; waiting for a producer",
         )
         self.unanswered_hellos += 1

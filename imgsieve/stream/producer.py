@@ -25,7 +25,7 @@ from tqdm import tqdm
 from imgsieve.config import ProducerConfig
 from imgsieve.errors import UserError
 from imgsieve.store.db import Store
-from imgsieve.stream import feeder, protocol
+from imgsieve.stream import curve, feeder, protocol
 from imgsieve.stream.ledger import Dispatch, Ledger
 from imgsieve.stream.protocol import (
     Ack,
@@ -80,6 +80,7 @@ class Producer:
         self._bar: tqdm[Any] | None = None
         self._store: Store | None = None
         self._started: float | None = None  # when the first consumer joined: the job's clock starts
+        self._authenticator: curve.ThreadAuthenticator | None = None
 
     def run(self, stop: threading.Event | None = None) -> JobResult:
         """Serve the job until every image is acknowledged (or stop is set); return its figures."""
@@ -98,6 +99,10 @@ class Producer:
         start = time.monotonic()
         try:
             self._store = self.open_store()
+            if self.config.curve_secret_key and self.config.curve_authorized_keys:
+                self._authenticator = curve.serve_securely(
+                    context, self.consumers, self.config.curve_secret_key, self.config.curve_authorized_keys
+                )
             try:
                 self.consumers.bind(self.config.bind)
             except zmq.ZMQError as exc:
@@ -105,7 +110,13 @@ class Producer:
                     f"cannot bind {self.config.bind}: {exc}; is another producer running?"
                 ) from None
             self.feed.bind(feed_endpoint)
-            log.info("job %s: serving %s on %s", self.job, self.source.location, self.config.bind)
+            log.info(
+                "job %s: serving %s on %s (%s)",
+                self.job,
+                self.source.location,
+                self.config.bind,
+                "CURVE: encrypted, authorized consumers only" if self._authenticator else "unencrypted",
+            )
             # Under systemd or in a pipe a redrawn bar is noise in the log: the summary says it all.
             self._bar = tqdm(
                 desc=f"job {self.job}",
@@ -321,6 +332,8 @@ class Producer:
             self._bar.close()
         self.consumers.close()
         self.feed.close()
+        if self._authenticator is not None:
+            self._authenticator.stop()
         context.term()
         if self._store is not None:
             self._store.close()

@@ -48,6 +48,7 @@ class MariaDB:
     admin_password: str = field(default_factory=lambda: secrets.token_hex(12))
     user: str = "imgsieve"
     password: str = field(default_factory=lambda: secrets.token_hex(12))
+    options: tuple[str, ...] = ()  # more server options, e.g. TLS settings
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -108,6 +109,7 @@ class MariaDB:
                     f"--log-error={self.error_log}",
                     "--user=root",
                     *SERVER_OPTIONS,
+                    *self.options,
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -200,9 +202,9 @@ class MariaDB:
         return False
 
 
-def start_private_server(base: Path) -> MariaDB:
-    """Install, start and set up a private server under base."""
-    server = MariaDB(base)
+def start_private_server(base: Path, options: tuple[str, ...] = ()) -> MariaDB:
+    """Install, start and set up a private server under base, with more server options if given."""
+    server = MariaDB(base, options=options)
     server.install()
     server.start()
     try:

@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from PIL import Image
 from imgsieve.config import load_config
 from imgsieve.store.connection import PASSWORD_ENV, open_connection, parse_db_url
 from imgsieve.store.db import Store
+from imgsieve.stream import curve
 from imgsieve.stream.producer import Producer
 from imgsieve.stream.source import S3Source, SourceRef
 from tests.conftest import free_port
@@ -39,7 +41,8 @@ IMAGE_SIZE = 32
 START_TIMEOUT_S = 120.0
 JOB_TIMEOUT_S = 240.0
 LOG_TAIL = 3000
-ROW_COLUMNS = ("source_uri", "status", "error_reason", "attempts", "job")
+CONSUMER_HELLO_RETRY_S = 6.0  # a consumer not welcomed says HELLO again on a fresh socket every 5 s
+ROW_COLUMNS = ("source_uri", "status", "error_reason", "attempts", "job", "consumer_host")
 
 
 def export_tiny(base: Path) -> None:
@@ -158,14 +161,15 @@ class Stream:
         self.consumers: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
 
-    def consumer(self, *extra: str) -> subprocess.Popen[bytes]:
-        """Start one `imgsieve consume` process."""
+    def consumer(self, *extra: str, host: str | None = None) -> subprocess.Popen[bytes]:
+        """Start one `imgsieve consume` process; host names it in the rows it writes."""
         argv = [sys.executable, "-m", "imgsieve", "consume", "--producer", f"tcp://127.0.0.1:{self.port}"]
         argv += ["--model-url", self.model_url, "--db", self.db_url, "--batch-size", "16", *extra]
         log = self.tmp / f"consumer-{len(self.consumers)}.log"
         self.logs.append(log)
+        environment = {**os.environ, **({"IMGSIEVE_CONSUMER_HOST": host} if host else {})}
         with log.open("wb") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=environment)
         self.consumers.append(proc)
         return proc
 
@@ -489,4 +493,39 @@ def test_s3_prefix_through_the_command(stream: Stream, s3_endpoint: str) -> None
     stream.consumer()
     stream.produce("s3://stream-ok/photos", "s3ok")
     assert_one_row_each(stream.db_url, [f"s3://stream-ok/photos/{i:03d}.JPG" for i in range(30)])
+    stream.stop_consumers()
+
+
+def test_curve_serves_only_consumers_whose_key_the_producer_lists(stream: Stream, tmp_path: Path) -> None:
+    """With CURVE on, a consumer with an unlisted key and one without CURVE get nothing while they wait, the
+    producer names the refused key, and the listed consumer, once started, classifies the whole job."""
+    keys, authorized = tmp_path / "keys", tmp_path / "authorized"
+    for name in ("producer", "listed", "unlisted"):
+        curve.generate(keys, name)
+    authorized.mkdir()
+    shutil.copy(keys / "listed.key", authorized / "listed.key")
+    paths = write_images(tmp_path / "images", 200)
+    producer_key = ["--curve-producer-key", str(keys / "producer.key")]
+    secure = [
+        "--curve-secret-key",
+        str(keys / "producer.key_secret"),
+        "--curve-authorized-keys",
+        str(authorized),
+    ]
+    proc = stream.producer(str(tmp_path / "images"), "curve", *secure)
+    stream.consumer("--curve-secret-key", str(keys / "unlisted.key_secret"), *producer_key, host="unlisted")
+    stream.consumer(host="plaintext")
+    producer_log = stream.logs[0]
+    unlisted = curve.public_key(keys / "unlisted.key").decode()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while f"refused a consumer whose CURVE public key {unlisted}" not in producer_log.read_text():
+        assert time.monotonic() < deadline, f"the unlisted key was never refused:\n{stream.tail()}"
+        time.sleep(0.2)
+    time.sleep(CONSUMER_HELLO_RETRY_S)  # both keep saying HELLO meanwhile
+    assert all_rows(stream.db_url) == [], "a consumer without a listed key got work"
+    stream.consumer("--curve-secret-key", str(keys / "listed.key_secret"), *producer_key, host="listed")
+    stream.wait(proc)
+    found = assert_one_row_each(stream.db_url, [str(p) for p in paths])
+    assert {r["consumer_host"] for r in found} == {"listed"}
+    assert all(r["status"] == "ok" for r in found)
     stream.stop_consumers()
