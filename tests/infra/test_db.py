@@ -136,3 +136,74 @@ def test_admin_cannot_log_in_over_the_network(local_copy: LocalCopy) -> None:
     with pytest.raises(pymysql.MySQLError) as denied:
         connect(local_copy, "imgsieve_admin")
     assert denied.value.args[0] == ACCESS_DENIED
+
+
+# Run with a client host's imgsieve Python: connect as the consumer account (password on stdin) to the db host
+# named in argv[1], over TLS when argv[2] is a CA file (verified, name included) or without TLS when it is "off";
+# print the session's TLS version.
+TLS_PROBE = """
+import sys, pymysql
+host, ca = sys.argv[1], sys.argv[2]
+options = {"ssl_disabled": True} if ca == "off" else {"ssl": {"ca": ca}}
+try:
+    conn = pymysql.connect(host=host, user="imgsieve_consumer", password=sys.stdin.read(), connect_timeout=10, **options)
+except pymysql.MySQLError as exc:
+    sys.exit(f"refused: {exc.args}")
+with conn.cursor() as cursor:
+    cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_version'")
+    print(cursor.fetchone()[1])
+"""
+CLIENT_CA = "/etc/imgsieve/db-ca.pem"
+TLS_FILES = [
+    ("/etc/mysql/tls/ca.key", "root", "root", 0o600),
+    ("/etc/mysql/tls/ca.pem", "root", "root", 0o644),
+    ("/etc/mysql/tls/server.key", "root", "mysql", 0o640),
+    ("/etc/mysql/tls/server.pem", "root", "root", 0o644),
+]
+
+
+def tls_probe(local_copy: LocalCopy, name: str, ca: str) -> subprocess.CompletedProcess[str]:
+    """Run TLS_PROBE on a client host against the db host by its name."""
+    password = local_copy.variables(DB_HOST)["imgsieve_db_consumer_password"]
+    command = ["/opt/imgsieve/venv/bin/python", "-c", TLS_PROBE, local_copy.container(DB_HOST), ca]
+    return subprocess.run(
+        ["ssh", "-F", str(local_copy.ssh_config), name, shlex.join(command)],
+        input=password,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("expected", TLS_FILES, ids=[path for path, *_ in TLS_FILES])
+def test_tls_file_owner_and_mode(db_host: Host, expected: tuple[str, str, str, int]) -> None:
+    """The CA's key is root's alone; MariaDB's group may read the server's key."""
+    path, owner, group, mode = expected
+    found = db_host.file(path)
+    assert (found.user, found.group, oct(found.mode)) == (owner, group, oct(mode))
+
+
+@pytest.mark.parametrize("name", CLIENT_HOSTS)
+def test_clients_verify_the_servers_certificate(local_copy: LocalCopy, name: str) -> None:
+    """Each client host has the store's CA and reaches the server by name over verified TLS."""
+    result = tls_probe(local_copy, name, CLIENT_CA)
+    assert result.returncode == 0 and result.stdout.startswith("TLSv1."), result.stderr
+
+
+def test_connection_without_tls_is_refused(local_copy: LocalCopy) -> None:
+    """The server turns away a client that will not use TLS, with the right password."""
+    result = tls_probe(local_copy, CLIENT_HOSTS[0], "off")
+    assert result.returncode != 0 and "refused: (1045" in result.stderr, (result.stdout, result.stderr)
+
+
+def test_client_configs_name_the_ca(local_copy: LocalCopy) -> None:
+    """The consumers' config and the producer's job environment point the store's connections at the CA."""
+    for name in hosts_of("consumers"):
+        config = local_copy.host(name).file("/etc/imgsieve/consumer.toml").content_string
+        assert f'ssl_ca = "{CLIENT_CA}"' in config
+    for name in hosts_of("producers"):
+        assert (
+            f"IMGSIEVE_DB_SSL_CA={CLIENT_CA}"
+            in local_copy.host(name).file("/etc/imgsieve/producer.env").content_string
+        )

@@ -9,8 +9,15 @@ from testinfra.host import Host  # type: ignore[import-untyped]
 INSTANCES = ["imgsieve-consumer@1", "imgsieve-consumer@2"]
 CONFIG = "/etc/imgsieve/consumer.toml"
 # (path, owner, group, mode): the config holds the store's password.
+KEYS = "/etc/imgsieve/curve"
+SECRET_KEY = f"{KEYS}/imgsieve-molecule-consumer.key_secret"
 PATHS = [
     (CONFIG, "root", "imgsieve", 0o640),
+    # The CURVE secret key is the service user's alone.
+    (KEYS, "imgsieve", "imgsieve", 0o750),
+    (SECRET_KEY, "imgsieve", "imgsieve", 0o600),
+    (f"{KEYS}/imgsieve-molecule-consumer.key", "imgsieve", "imgsieve", 0o644),
+    (f"{KEYS}/producer.key", "root", "imgsieve", 0o644),
     ("/etc/systemd/system/imgsieve-consumer@.service", "root", "root", 0o644),
 ]
 # (line): what converge.yml sets, as the config file states it.
@@ -20,6 +27,8 @@ CONFIG_LINES = [
     'url = "mysql://molecule_consumer@127.0.0.1:3306/imgsieve"',
     'password = "molecule-only-consumer"',
     "batch_size = 32",
+    f'curve_secret_key = "{SECRET_KEY}"',
+    f'curve_producer_key = "{KEYS}/producer.key"',
 ]
 
 
@@ -70,3 +79,10 @@ def test_path_owner_and_mode(host: Host, expected: tuple[str, str, str, int]) ->
 def test_consumers_listen_on_no_port(host: Host) -> None:
     """Consumers only connect out: no process of theirs listens on a TCP port."""
     assert '"imgsieve"' not in host.check_output("ss --listening --tcp --numeric --processes --no-header")
+
+
+def test_trusted_producer_key_is_a_copy_of_the_producers(host: Host) -> None:
+    """The consumers trust exactly the public key read from the producer host (here, the host itself)."""
+    trusted = host.file(f"{KEYS}/producer.key").content_string
+    assert trusted == host.file(f"{KEYS}/imgsieve-molecule-consumer.key").content_string
+    assert "public-key" in trusted and "secret-key" not in trusted

@@ -18,6 +18,9 @@ ACCOUNTS = [
     ("molecule_consumer", "consumer", "molecule-only-consumer"),
 ]
 PASSWORDS = {user: password for user, _, password in ACCOUNTS}
+CA = "/etc/mysql/tls/ca.pem"
+# The mariadb client over TCP, with TLS verified against the role's CA (the server requires TLS).
+TCP_CLIENT = f"mariadb -h 127.0.0.1 --ssl-ca={CA} --ssl-verify-server-cert"
 STATEMENTS = role_statements("molecule_consumer", "molecule_producer")
 
 
@@ -55,7 +58,7 @@ def test_root_exists_only_for_localhost(host: Host) -> None:
 def test_root_cannot_log_in_with_a_password(host: Host) -> None:
     """root is refused over TCP whatever the password: only the unix socket lets it in."""
     for password in ("", "invalid", "root"):
-        result = host.run(f"MYSQL_PWD={shlex.quote(password)} mariadb -h 127.0.0.1 -u root -e 'SELECT 1'")
+        result = host.run(f"MYSQL_PWD={shlex.quote(password)} {TCP_CLIENT} -u root -e 'SELECT 1'")
         assert result.rc != 0 and "Access denied" in result.stderr
 
 
@@ -73,8 +76,38 @@ def test_account_may_run_only_what_its_role_allows(
     host: Host, user: str, statement: str, allowed: bool
 ) -> None:
     """Logged in with its password over TCP, an account can run its role's statements and no others."""
-    command = f"MYSQL_PWD={shlex.quote(PASSWORDS[user])} mariadb -h 127.0.0.1 -u {user} {DATABASE}"
+    command = f"MYSQL_PWD={shlex.quote(PASSWORDS[user])} {TCP_CLIENT} -u {user} {DATABASE}"
     result = host.run(f"{command} -e {shlex.quote(statement)}")
     assert (result.rc == 0) == allowed, result.stderr
     if not allowed:
         assert "command denied" in result.stderr
+
+
+def test_tcp_without_tls_is_refused(host: Host) -> None:
+    """With the right password but without TLS, the server turns an account away."""
+    command = f"MYSQL_PWD={shlex.quote(PASSWORDS['molecule_consumer'])} mariadb -h 127.0.0.1 --skip-ssl"
+    result = host.run(f"{command} -u molecule_consumer -e 'SELECT 1'")
+    assert result.rc != 0, result.stdout
+
+
+def test_tcp_session_is_tls_verified_by_the_roles_ca(host: Host) -> None:
+    """A client holding the CA's certificate verifies the server's (and its name, 127.0.0.1) and gets TLS."""
+    command = (
+        f"MYSQL_PWD={shlex.quote(PASSWORDS['molecule_consumer'])} {TCP_CLIENT} -u molecule_consumer -N -B"
+    )
+    shown = host.check_output(f"{command} -e \"SHOW SESSION STATUS LIKE 'Ssl_version'\"")
+    assert shown.split()[1].startswith("TLSv1.")
+
+
+@pytest.mark.parametrize(
+    ("path", "owner", "group", "mode"),
+    [
+        (f"{CA.rsplit('/', 1)[0]}/ca.key", "root", "root", 0o600),
+        (CA, "root", "root", 0o644),
+        (f"{CA.rsplit('/', 1)[0]}/server.key", "root", "mysql", 0o640),
+    ],
+)
+def test_tls_file_owner_and_mode(host: Host, path: str, owner: str, group: str, mode: int) -> None:
+    """The CA's key is root's alone; MariaDB's group may read the server's key."""
+    found = host.file(path)
+    assert (found.user, found.group, found.mode) == (owner, group, mode)

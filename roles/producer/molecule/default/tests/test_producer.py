@@ -11,6 +11,8 @@ DB_STATUS = (
     "systemd-run --quiet --wait --pipe --collect --uid=imgsieve --gid=imgsieve"
     " -p EnvironmentFile=/etc/imgsieve/producer.env /opt/imgsieve/venv/bin/imgsieve db status </dev/null"
 )
+KEYS = "/etc/imgsieve/curve"
+SECRET_KEY = f"{KEYS}/imgsieve-molecule-producer.key_secret"
 # (path, owner, group, mode): producer.env holds the store's password.
 PATHS = [
     ("/etc/imgsieve/producer.toml", "root", "imgsieve", 0o640),
@@ -18,11 +20,18 @@ PATHS = [
     ("/etc/imgsieve/jobs", "root", "imgsieve", 0o750),
     ("/var/lib/imgsieve/jobs", "root", "imgsieve", 0o750),
     ("/etc/systemd/system/imgsieve-job@.service", "root", "root", 0o644),
+    # The CURVE secret key is the service user's alone.
+    (KEYS, "imgsieve", "imgsieve", 0o750),
+    (SECRET_KEY, "imgsieve", "imgsieve", 0o600),
+    (f"{KEYS}/authorized", "root", "imgsieve", 0o750),
+    (f"{KEYS}/authorized/imgsieve-molecule-producer.key", "root", "imgsieve", 0o644),
 ]
 # (path, line): what converge.yml sets, as the files state it.
 LINES = [
     ("/etc/imgsieve/producer.toml", 'bind = "tcp://*:5557"'),
     ("/etc/imgsieve/producer.toml", "prefetch = 16"),
+    ("/etc/imgsieve/producer.toml", f'curve_secret_key = "{SECRET_KEY}"'),
+    ("/etc/imgsieve/producer.toml", f'curve_authorized_keys = "{KEYS}/authorized"'),
     ("/etc/imgsieve/producer.env", "IMGSIEVE_DB_URL=mysql://molecule_producer@127.0.0.1:3306/imgsieve"),
     ("/etc/imgsieve/producer.env", 'IMGSIEVE_DB_PASSWORD="molecule-only-producer"'),
 ]
@@ -59,3 +68,10 @@ def test_store_reachable_with_the_environment_file(host: Host) -> None:
 def test_no_job_and_no_listening_port(host: Host) -> None:
     """Without a job nothing listens on the producer's port."""
     assert not host.socket("tcp://5557").is_listening
+
+
+def test_authorized_keys_are_the_listed_consumers_public_keys(host: Host) -> None:
+    """authorized/ holds each listed consumer's public key as read from its host, and nothing else."""
+    assert host.check_output(f"ls {KEYS}/authorized") == "imgsieve-molecule-producer.key"
+    listed = host.file(f"{KEYS}/authorized/imgsieve-molecule-producer.key").content_string
+    assert listed == host.file(f"{KEYS}/imgsieve-molecule-producer.key").content_string
