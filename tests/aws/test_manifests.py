@@ -119,7 +119,7 @@ def test_kops_objects_have_what_kops_requires(
     if gpu:
         assert groups["gpu-nodes"]["machineType"] == "g4dn.xlarge"
         assert groups["gpu-nodes"]["minSize"] == overrides.get("kops_cluster_gpu_min", 1)
-        assert groups["gpu-nodes"]["maxSize"] == overrides.get("kops_cluster_gpu_max", 2)
+        assert groups["gpu-nodes"]["maxSize"] == overrides.get("kops_cluster_gpu_max", 3)
         assert "nvidia.com/gpu:NoSchedule" in groups["gpu-nodes"]["taints"]
     assert cluster["spec"]["kubernetesVersion"].startswith(KUBERNETES_VERSION.rsplit(".", 1)[0] + ".")
     if "kops_cluster_dns_zone" in overrides:
