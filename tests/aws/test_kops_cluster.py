@@ -188,7 +188,7 @@ def test_delete_removes_cluster_and_state_bucket(created: tuple[Controller, str,
     [
         ({"kops_cluster_api_access": []}, "kops_cluster_api_access"),
         ({"kops_cluster_name": "imgsieve.example.com"}, "kops_cluster_dns_zone"),
-        ({"kops_cluster_gpu_min": 3}, "0 <= min <= max"),
+        ({"kops_cluster_gpu_min": 4}, "0 <= min <= max"),
     ],
 )
 def test_preflight_names_the_bad_variable_and_runs_no_kops(

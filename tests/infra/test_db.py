@@ -138,7 +138,7 @@ def test_admin_cannot_log_in_over_the_network(local_copy: LocalCopy) -> None:
     assert denied.value.args[0] == ACCESS_DENIED
 
 
-# Run with a client host's imgsieve Python: connect as the consumer account (password on stdin) to the db host
+# Run as the service user with a client host's imgsieve Python: connect as the consumer account (password on stdin) to the db host
 # named in argv[1], over TLS when argv[2] is a CA file (verified, name included) or without TLS when it is "off";
 # print the session's TLS version.
 TLS_PROBE = """
@@ -163,9 +163,10 @@ TLS_FILES = [
 
 
 def tls_probe(local_copy: LocalCopy, name: str, ca: str) -> subprocess.CompletedProcess[str]:
-    """Run TLS_PROBE on a client host against the db host by its name."""
+    """Run TLS_PROBE on a client host as the service user (who may read the CA) against the db host by name."""
     password = local_copy.variables(DB_HOST)["imgsieve_db_consumer_password"]
-    command = ["/opt/imgsieve/venv/bin/python", "-c", TLS_PROBE, local_copy.container(DB_HOST), ca]
+    python = ["sudo", "-n", "-u", "imgsieve", "/opt/imgsieve/venv/bin/python"]
+    command = [*python, "-c", TLS_PROBE, local_copy.container(DB_HOST), ca]
     return subprocess.run(
         ["ssh", "-F", str(local_copy.ssh_config), name, shlex.join(command)],
         input=password,
